@@ -1,0 +1,159 @@
+"""The `poisonproof` command line (typer + rich).
+
+Owns: argument parsing, turning bad arguments into clear one-line errors, signal handling
+for long-running servers, and printing results.
+Must never: contain DNS logic; every command calls into the packages below it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from poisonproof.auth.rrl import ResponseRateLimiter, RrlConfig
+from poisonproof.auth.signing import ALGORITHMS, sign_zone_file
+from poisonproof.auth.zones import ZoneError
+from poisonproof.logsetup import configure
+from poisonproof.net.address import parse_address
+from poisonproof.net.base import Address, TcpLimits
+from poisonproof.net.real import RealNetwork, run
+from poisonproof.server.auth_server import AuthServer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="poisonproof: a hardened DNS resolver, an authoritative server, and a DNS cache-poisoning lab.")
+zone_app = typer.Typer(no_args_is_help=True, help="Zone tools: signing.")
+app.add_typer(zone_app, name="zone")
+console = Console(stderr=True)
+log = logging.getLogger("poisonproof.cli")
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code=2)
+
+
+def _addresses(specs: list[str]) -> list[Address]:
+    try:
+        return [parse_address(spec) for spec in specs]
+    except ValueError as error:
+        raise _fail(f"--listen {error}") from None
+
+
+async def _serve_until_signalled(server: AuthServer, ready_file: Path | None) -> None:
+    await server.start()
+    if ready_file is not None:
+        ready_file.write_text(
+            "\n".join(f"{a[0]} {a[1]}" for a in server.addresses[::2]) + "\n"
+        )
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, server.reload)
+    try:
+        await stop.wait()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(signum)
+        await server.stop()
+
+
+@app.command()
+def auth(
+    zone: Annotated[
+        list[str], typer.Option("--zone", "-z", help="Zone file, or ORIGIN=FILE; repeatable.")
+    ],
+    listen: Annotated[
+        list[str],
+        typer.Option("--listen", "-l", help="IP:PORT to serve UDP and TCP on; repeatable."),
+    ] = ["127.0.0.1:5300"],  # noqa: B006 - typer reads the default
+    rrl: Annotated[bool, typer.Option(help="Response rate limiting on UDP (off by default).")] = False,
+    rrl_rate: Annotated[float, typer.Option(help="RRL: identical responses/s per /24.")] = 5.0,
+    rrl_window: Annotated[float, typer.Option(help="RRL: seconds of debt kept.")] = 15.0,
+    rrl_slip: Annotated[int, typer.Option(help="RRL: every Nth limited reply goes out truncated.")] = 2,
+    tcp_idle_timeout: Annotated[float, typer.Option(help="Seconds before an idle TCP connection is closed.")] = 10.0,
+    tcp_max_connections: Annotated[int, typer.Option(help="TCP connections served at once.")] = 256,
+    ready_file: Annotated[
+        Path | None, typer.Option(help="Write the bound addresses here once serving (for scripts).")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Serve zones authoritatively over UDP and TCP. SIGHUP reloads, SIGTERM stops."""
+    configure(verbose)
+    addresses = _addresses(listen)
+    limiter = (
+        ResponseRateLimiter(RrlConfig(rrl_rate, rrl_window, rrl_slip)) if rrl else None
+    )
+    network = RealNetwork()
+    try:
+        server = AuthServer(
+            network,
+            zone,
+            addresses,
+            rrl=limiter,
+            tcp_limits=TcpLimits(tcp_idle_timeout, tcp_max_connections),
+        )
+    except ZoneError as error:
+        raise _fail(str(error)) from None
+    try:
+        run(_serve_until_signalled(server, ready_file))
+    except OSError as error:
+        raise _fail(str(error.strerror or error)) from None
+
+
+@zone_app.command("sign")
+def zone_sign(
+    zone_file: Annotated[Path, typer.Argument(help="The unsigned master file.")],
+    out: Annotated[Path | None, typer.Option(help="Signed file (default: ZONE_FILE.signed).")] = None,
+    ds_out: Annotated[Path | None, typer.Option(help="DS records for the parent (default: ZONE_FILE.ds).")] = None,
+    key_dir: Annotated[Path | None, typer.Option(help="Where KSK/ZSK PEM files live (default: ./keys beside the zone); reused when present.")] = None,
+    algorithm: Annotated[str, typer.Option(help=f"One of {', '.join(ALGORITHMS)}.")] = "ECDSAP256SHA256",
+    nsec3: Annotated[bool, typer.Option(help="Deny existence with NSEC3 instead of NSEC.")] = False,
+    nsec3_iterations: Annotated[int, typer.Option(help="Extra NSEC3 iterations (RFC 9276: 0).")] = 0,
+    nsec3_salt: Annotated[str, typer.Option(help="NSEC3 salt in hex (RFC 9276: none).")] = "",
+    nsec3_opt_out: Annotated[bool, typer.Option(help="NSEC3 opt-out for insecure delegations.")] = False,
+    lifetime_days: Annotated[int, typer.Option(help="Signature validity in days.")] = 30,
+) -> None:
+    """Sign a zone (KSK + ZSK) and write the DS to hand to the parent."""
+    try:
+        result = sign_zone_file(
+            zone_file,
+            out=out,
+            ds_out=ds_out,
+            key_dir=key_dir,
+            algorithm=algorithm.upper(),
+            nsec3=nsec3,
+            nsec3_iterations=nsec3_iterations,
+            nsec3_salt=nsec3_salt,
+            nsec3_opt_out=nsec3_opt_out,
+            lifetime_days=lifetime_days,
+        )
+    except (ZoneError, ValueError) as error:
+        raise _fail(str(error)) from None
+    print(f"signed zone: {result.signed_path}")
+    print(f"DS for the parent ({result.ds_path}):")
+    for record in result.ds_records:
+        print(f"  {record}")
+    print(f"key tags: KSK {result.key_tags['ksk']}, ZSK {result.key_tags['zsk']}")
+
+
+@app.command()
+def demo(
+    base_port: Annotated[int, typer.Option(help="First port of the demo hierarchy.")] = 5300,
+) -> None:
+    """Start a small root -> TLD -> zone hierarchy on loopback and show answers from it."""
+    from poisonproof.demo import run_demo
+
+    configure(False)
+    with contextlib.suppress(KeyboardInterrupt):
+        run(run_demo(base_port))
+
+
+def main() -> None:
+    app()
