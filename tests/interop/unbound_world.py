@@ -23,8 +23,8 @@ import asyncio
 import contextlib
 import ctypes
 import json
-import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -55,7 +55,7 @@ def _die_with_parent() -> None:
 
 
 def _check_private_namespace() -> None:
-    interfaces = sorted(os.listdir("/sys/class/net"))
+    interfaces = sorted(name for _, name in socket.if_nameindex())  # this process's netns
     if interfaces != ["lo"]:
         sys.exit(
             f"refusing to run: interfaces {interfaces} - this helper must run in a fresh "
@@ -173,7 +173,10 @@ async def world(args: argparse.Namespace) -> dict[str, Any]:
     try:
         with log.open("wb") as log_file:
             unbound = await asyncio.create_subprocess_exec(
-                args.unbound, "-d", "-c", str(conf),
+                args.unbound,
+                "-d",
+                "-c",
+                str(conf),
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
@@ -191,7 +194,10 @@ async def world(args: argparse.Namespace) -> dict[str, Any]:
             for ip, server in zip(LAB_SERVERS, servers, strict=True)
         }
         dump = await asyncio.create_subprocess_exec(
-            args.unbound_control, "-c", str(conf), "dump_cache",
+            args.unbound_control,
+            "-c",
+            str(conf),
+            "dump_cache",
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
