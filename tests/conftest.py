@@ -111,7 +111,10 @@ def bank_server(start_auth, zone_dir: Path) -> AuthProcess:
     """Our server for the lab TLD and the victim zone on a free loopback port."""
     port = free_port()
     return start_auth(
-        "--zone", str(zone_dir / "example.zone"),
-        "--zone", str(zone_dir / "bank.example.zone"),
-        "--listen", f"127.0.0.1:{port}",
+        "--zone",
+        str(zone_dir / "example.zone"),
+        "--zone",
+        str(zone_dir / "bank.example.zone"),
+        "--listen",
+        f"127.0.0.1:{port}",
     )

@@ -26,7 +26,11 @@ from poisonproof.net.base import Address, TcpLimits
 from poisonproof.net.real import RealNetwork, run
 from poisonproof.server.auth_server import AuthServer
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="poisonproof: a hardened DNS resolver, an authoritative server, and a DNS cache-poisoning lab.")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="A hardened DNS resolver, an authoritative server, and a cache-poisoning lab.",
+)
 zone_app = typer.Typer(no_args_is_help=True, help="Zone tools: signing.")
 app.add_typer(zone_app, name="zone")
 console = Console(stderr=True)
@@ -48,9 +52,7 @@ def _addresses(specs: list[str]) -> list[Address]:
 async def _serve_until_signalled(server: AuthServer, ready_file: Path | None) -> None:
     await server.start()
     if ready_file is not None:
-        ready_file.write_text(
-            "\n".join(f"{a[0]} {a[1]}" for a in server.addresses[::2]) + "\n"
-        )
+        ready_file.write_text("\n".join(f"{a[0]} {a[1]}" for a in server.addresses[::2]) + "\n")
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -73,11 +75,17 @@ def auth(
         list[str],
         typer.Option("--listen", "-l", help="IP:PORT to serve UDP and TCP on; repeatable."),
     ] = ["127.0.0.1:5300"],  # noqa: B006 - typer reads the default
-    rrl: Annotated[bool, typer.Option(help="Response rate limiting on UDP (off by default).")] = False,
+    rrl: Annotated[
+        bool, typer.Option(help="Response rate limiting on UDP (off by default).")
+    ] = False,
     rrl_rate: Annotated[float, typer.Option(help="RRL: identical responses/s per /24.")] = 5.0,
     rrl_window: Annotated[float, typer.Option(help="RRL: seconds of debt kept.")] = 15.0,
-    rrl_slip: Annotated[int, typer.Option(help="RRL: every Nth limited reply goes out truncated.")] = 2,
-    tcp_idle_timeout: Annotated[float, typer.Option(help="Seconds before an idle TCP connection is closed.")] = 10.0,
+    rrl_slip: Annotated[
+        int, typer.Option(help="RRL: every Nth limited reply goes out truncated.")
+    ] = 2,
+    tcp_idle_timeout: Annotated[
+        float, typer.Option(help="Seconds before an idle TCP connection is closed.")
+    ] = 10.0,
     tcp_max_connections: Annotated[int, typer.Option(help="TCP connections served at once.")] = 256,
     ready_file: Annotated[
         Path | None, typer.Option(help="Write the bound addresses here once serving (for scripts).")
@@ -87,9 +95,7 @@ def auth(
     """Serve zones authoritatively over UDP and TCP. SIGHUP reloads, SIGTERM stops."""
     configure(verbose)
     addresses = _addresses(listen)
-    limiter = (
-        ResponseRateLimiter(RrlConfig(rrl_rate, rrl_window, rrl_slip)) if rrl else None
-    )
+    limiter = ResponseRateLimiter(RrlConfig(rrl_rate, rrl_window, rrl_slip)) if rrl else None
     network = RealNetwork()
     try:
         server = AuthServer(
@@ -110,14 +116,27 @@ def auth(
 @zone_app.command("sign")
 def zone_sign(
     zone_file: Annotated[Path, typer.Argument(help="The unsigned master file.")],
-    out: Annotated[Path | None, typer.Option(help="Signed file (default: ZONE_FILE.signed).")] = None,
-    ds_out: Annotated[Path | None, typer.Option(help="DS records for the parent (default: ZONE_FILE.ds).")] = None,
-    key_dir: Annotated[Path | None, typer.Option(help="Where KSK/ZSK PEM files live (default: ./keys beside the zone); reused when present.")] = None,
-    algorithm: Annotated[str, typer.Option(help=f"One of {', '.join(ALGORITHMS)}.")] = "ECDSAP256SHA256",
+    out: Annotated[
+        Path | None, typer.Option(help="Signed file (default: ZONE_FILE.signed).")
+    ] = None,
+    ds_out: Annotated[
+        Path | None, typer.Option(help="DS records for the parent (default: ZONE_FILE.ds).")
+    ] = None,
+    key_dir: Annotated[
+        Path | None,
+        typer.Option(help="KSK/ZSK PEM directory (default: keys/ beside the zone); reused."),
+    ] = None,
+    algorithm: Annotated[
+        str, typer.Option(help=f"One of {', '.join(ALGORITHMS)}.")
+    ] = "ECDSAP256SHA256",
     nsec3: Annotated[bool, typer.Option(help="Deny existence with NSEC3 instead of NSEC.")] = False,
-    nsec3_iterations: Annotated[int, typer.Option(help="Extra NSEC3 iterations (RFC 9276: 0).")] = 0,
+    nsec3_iterations: Annotated[
+        int, typer.Option(help="Extra NSEC3 iterations (RFC 9276: 0).")
+    ] = 0,
     nsec3_salt: Annotated[str, typer.Option(help="NSEC3 salt in hex (RFC 9276: none).")] = "",
-    nsec3_opt_out: Annotated[bool, typer.Option(help="NSEC3 opt-out for insecure delegations.")] = False,
+    nsec3_opt_out: Annotated[
+        bool, typer.Option(help="NSEC3 opt-out for insecure delegations.")
+    ] = False,
     lifetime_days: Annotated[int, typer.Option(help="Signature validity in days.")] = 30,
 ) -> None:
     """Sign a zone (KSK + ZSK) and write the DS to hand to the parent."""

@@ -70,7 +70,13 @@ async def trace(
             return hops
         glue = {r.name: r[0].address for r in reply.additional if r.rdtype == dns.rdatatype.A}
         cut = reply.authority[0]
-        hops.append((server[0], status, f"referral to {cut.name} via {', '.join(str(n.target) for n in cut)}"))
+        hops.append(
+            (
+                server[0],
+                status,
+                f"referral to {cut.name} via {', '.join(str(n.target) for n in cut)}",
+            )
+        )
         next_ip = next((glue[n.target] for n in cut if n.target in glue), None)
         if next_ip is None:
             hops.append((server[0], "stop", "no glue to follow"))

@@ -41,15 +41,12 @@ def test_limits_per_network_and_refills_over_time():
 def test_slip_sends_every_nth_limited_reply_truncated(zone_dir: Path):
     clock = ManualClock()
     rrl = ResponseRateLimiter(RrlConfig(responses_per_second=2, window=5, slip=2))
-    engine = AuthEngine(
-        load_zones([str(zone_dir / "bank.example.zone")]), clock, rrl=rrl
-    )
+    engine = AuthEngine(load_zones([str(zone_dir / "bank.example.zone")]), clock, rrl=rrl)
     query = dns.message.make_query("www.bank.example.", "A").to_wire()
     replies = [engine.handle(query, ("203.0.113.9", 5353), Via.UDP) for _ in range(12)]
     full = [r for r in replies if r is not None and dns.message.from_wire(r).answer]
     slipped = [
-        r for r in replies
-        if r is not None and dns.message.from_wire(r).flags & dns.flags.TC
+        r for r in replies if r is not None and dns.message.from_wire(r).flags & dns.flags.TC
     ]
     assert len(full) == 2
     assert len(slipped) == 5 and replies.count(None) == 5

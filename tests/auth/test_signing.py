@@ -123,7 +123,5 @@ def test_zone_sign_cli_reuses_keys(tmp_path, zone_dir):
     ds = [line for line in first.stdout.splitlines() if "IN DS" in line]
     assert ds == [line for line in second.stdout.splitlines() if "IN DS" in line]
     assert (tmp_path / "bank.example.zone.signed").exists()
-    bad = subprocess.run(
-        [*command[:-1], "--algorithm", "MD5"], capture_output=True, text=True
-    )
+    bad = subprocess.run([*command[:-1], "--algorithm", "MD5"], capture_output=True, text=True)
     assert bad.returncode != 0 and "unsupported algorithm" in bad.stderr

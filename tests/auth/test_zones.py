@@ -40,7 +40,9 @@ def test_missing_file(tmp_path):
 
 
 def test_indexes_names_cuts_and_empty_non_terminals(tmp_path):
-    served = load_zone(write(tmp_path, GOOD + "a.b.c A 10.0.0.2\nsub NS ns.sub\nns.sub A 10.0.0.3\n"))
+    served = load_zone(
+        write(tmp_path, GOOD + "a.b.c A 10.0.0.2\nsub NS ns.sub\nns.sub A 10.0.0.3\n")
+    )
     names = {n.to_text() for n in served.names}
     assert {"b.c.t.", "c.t.", "a.b.c.t.", "sub.t."} <= names
     assert {c.to_text() for c in served.cuts} == {"sub.t."}

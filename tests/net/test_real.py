@@ -79,9 +79,7 @@ def test_tcp_pipelined_queries_on_one_connection_answered_in_order():
 def test_tcp_idle_timeout_closes_connection():
     async def main() -> None:
         network = RealNetwork()
-        service = await network.serve_tcp(
-            ("127.0.0.1", 0), echo_upper, TcpLimits(idle_timeout=0.3)
-        )
+        service = await network.serve_tcp(("127.0.0.1", 0), echo_upper, TcpLimits(idle_timeout=0.3))
         try:
             reader, writer = await asyncio.open_connection(*service.address)
             writer.write(frame(b"a"))

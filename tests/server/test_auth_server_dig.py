@@ -22,7 +22,9 @@ def dig(server, *args: str) -> str:
     tool = require_tool("dig")
     result = subprocess.run(
         [tool, f"@{server.host}", "-p", str(server.port), "+norec", "+time=2", "+tries=1", *args],
-        capture_output=True, text=True, timeout=20,
+        capture_output=True,
+        text=True,
+        timeout=20,
     )
     assert result.returncode == 0, result.stderr + result.stdout
     return result.stdout
@@ -32,7 +34,9 @@ def kdig(server, *args: str) -> str:
     tool = require_tool("kdig")
     result = subprocess.run(
         [tool, f"@{server.host}", "-p", str(server.port), "+norec", "+time=2", "+retry=0", *args],
-        capture_output=True, text=True, timeout=20,
+        capture_output=True,
+        text=True,
+        timeout=20,
     )
     assert result.returncode == 0, result.stderr + result.stdout
     return result.stdout
@@ -51,7 +55,9 @@ def test_dig_answer_nxdomain_wildcard_cname(bank_server):
 
 
 def test_dig_referral_with_glue(start_auth, zone_dir):
-    tld = start_auth("--zone", str(zone_dir / "example.zone"), "--listen", f"127.0.0.1:{free_port()}")
+    tld = start_auth(
+        "--zone", str(zone_dir / "example.zone"), "--listen", f"127.0.0.1:{free_port()}"
+    )
     out = dig(tld, "www.bank.example", "A")
     assert "ANSWER: 0" in out and " aa" not in out.split("flags:")[1].split(";")[0]
     authority = out.split("AUTHORITY SECTION:")[1].split("ADDITIONAL SECTION:")[0]
@@ -94,10 +100,15 @@ def test_dnspython_udp_and_tcp_pipelined(bank_server):
     assert reply.answer[0][0].address == "192.0.2.25"
     reply = dns.query.tcp(query, bank_server.host, port=bank_server.port, timeout=2)
     assert reply.answer[0][0].address == "192.0.2.25"
-    assert dns.query.udp(
-        dns.message.make_query("www.example.com", "A"), bank_server.host,
-        port=bank_server.port, timeout=2,
-    ).rcode() == dns.rcode.REFUSED
+    assert (
+        dns.query.udp(
+            dns.message.make_query("www.example.com", "A"),
+            bank_server.host,
+            port=bank_server.port,
+            timeout=2,
+        ).rcode()
+        == dns.rcode.REFUSED
+    )
 
 
 def test_sighup_reload_keeps_old_zone_on_error(start_auth, zone_dir, tmp_path):
@@ -105,7 +116,9 @@ def test_sighup_reload_keeps_old_zone_on_error(start_auth, zone_dir, tmp_path):
     shutil.copy(zone_dir / "bank.example.zone", zone)
     server = start_auth("--zone", str(zone), "--listen", f"127.0.0.1:{free_port()}")
     assert "192.0.2.80" in dig(server, "www.bank.example", "+short")
-    zone.write_text(zone.read_text().replace("192.0.2.80", "192.0.2.81").replace("2026112901", "2026112902"))
+    zone.write_text(
+        zone.read_text().replace("192.0.2.80", "192.0.2.81").replace("2026112901", "2026112902")
+    )
     server.signal(signal.SIGHUP)
     deadline = time.monotonic() + 10
     while "192.0.2.81" not in dig(server, "www.bank.example", "+short"):
@@ -130,8 +143,19 @@ def test_broken_zone_refuses_to_start(tmp_path):
     zone = tmp_path / "broken.zone"
     zone.write_text("$ORIGIN b.\n$TTL 60\n@ SOA ns hm 1 2 3 4 5\n@ NS ns\nns A 10.0.0\n")
     result = subprocess.run(
-        [sys.executable, "-m", "poisonproof", "auth", "--zone", str(zone), "--listen", "127.0.0.1:0"],
-        capture_output=True, text=True, timeout=30,
+        [
+            sys.executable,
+            "-m",
+            "poisonproof",
+            "auth",
+            "--zone",
+            str(zone),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode == 2
     assert f"{zone}:5:" in result.stderr
@@ -141,9 +165,19 @@ def test_bad_listen_address_is_a_clear_error(zone_dir):
     import sys
 
     result = subprocess.run(
-        [sys.executable, "-m", "poisonproof", "auth", "--zone", str(zone_dir / "bank.example.zone"),
-         "--listen", "localhost:99999"],
-        capture_output=True, text=True, timeout=30,
+        [
+            sys.executable,
+            "-m",
+            "poisonproof",
+            "auth",
+            "--zone",
+            str(zone_dir / "bank.example.zone"),
+            "--listen",
+            "localhost:99999",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode == 2 and "is not an IP address" in result.stderr
 

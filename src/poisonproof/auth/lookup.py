@@ -73,9 +73,7 @@ def _get(
 ) -> dns.rdataset.Rdataset | None:
     if node is None:
         return None
-    return node.get_rdataset(
-        dns.rdataclass.IN, rdtype, dns.rdatatype.RdataType.make(covers)
-    )
+    return node.get_rdataset(dns.rdataclass.IN, rdtype, dns.rdatatype.RdataType.make(covers))
 
 
 class ZoneLookup:

@@ -55,7 +55,9 @@ def generate_key(algorithm: str) -> PrivateKey:
 def _load_or_create(path: Path, algorithm: str) -> PrivateKey:
     if path.exists():
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
+        if not isinstance(
+            key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+        ):
             raise ValueError(f"{path}: not an RSA, ECDSA or Ed25519 private key")
         return key
     key = generate_key(algorithm)
@@ -168,7 +170,9 @@ def sign_zone_file(
 ) -> SigningResult:
     """Sign the zone at `zone_path`; write `<zone>.signed` and `<zone>.ds` unless told where."""
     if algorithm not in ALGORITHMS:
-        raise ValueError(f"unsupported algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
+        raise ValueError(
+            f"unsupported algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}"
+        )
     zone_path = Path(zone_path)
     served = load_zone(zone_path)
     zone = served.zone
@@ -186,9 +190,7 @@ def sign_zone_file(
     start = inception or datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=1)
     expiration = start + datetime.timedelta(days=lifetime_days)
     if nsec3:
-        _sign_with_nsec3(
-            zone, keys, start, expiration, nsec3_iterations, nsec3_salt, nsec3_opt_out
-        )
+        _sign_with_nsec3(zone, keys, start, expiration, nsec3_iterations, nsec3_salt, nsec3_opt_out)
     else:
         with zone.writer() as txn:
             dns.dnssec.sign_zone(
@@ -208,5 +210,3 @@ def sign_zone_file(
     ds_path = Path(ds_out) if ds_out else zone_path.with_name(zone_path.name + ".ds")
     ds_path.write_text("\n".join(ds_records) + "\n")
     return SigningResult(signed_path, ds_path, ds_records, tags)
-
-

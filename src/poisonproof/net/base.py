@@ -55,6 +55,9 @@ class TcpLimits:
     max_queries_per_connection: int = 10_000
 
 
+DEFAULT_TCP_LIMITS = TcpLimits()
+
+
 class Service(Protocol):
     """A listener started by a network: knows its bound address and how to stop."""
 
@@ -79,7 +82,7 @@ class Network(abc.ABC):
 
     @abc.abstractmethod
     async def serve_tcp(
-        self, address: Address, handler: MessageHandler, limits: TcpLimits = TcpLimits()
+        self, address: Address, handler: MessageHandler, limits: TcpLimits = DEFAULT_TCP_LIMITS
     ) -> Service:
         """Answer RFC 7766 length-prefixed messages on TCP connections to `address`."""
 

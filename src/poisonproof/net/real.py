@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
 from poisonproof.net.base import (
+    DEFAULT_TCP_LIMITS,
     Address,
     ExchangeTimeout,
     MessageHandler,
@@ -121,9 +122,7 @@ class UdpService:
 class TcpService:
     """A bound TCP listener serving RFC 7766 DNS streams."""
 
-    def __init__(
-        self, handler: MessageHandler, limits: TcpLimits, stats: NetworkStats
-    ) -> None:
+    def __init__(self, handler: MessageHandler, limits: TcpLimits, stats: NetworkStats) -> None:
         self._handler = handler
         self._limits = limits
         self._stats = stats
@@ -236,7 +235,7 @@ class RealNetwork(Network):
         return UdpService(transport)
 
     async def serve_tcp(
-        self, address: Address, handler: MessageHandler, limits: TcpLimits = TcpLimits()
+        self, address: Address, handler: MessageHandler, limits: TcpLimits = DEFAULT_TCP_LIMITS
     ) -> TcpService:
         service = TcpService(_guarded(handler, self.stats), limits, self.stats)
         await service.start(address)
@@ -261,7 +260,9 @@ class RealNetwork(Network):
             try:
                 return await asyncio.wait_for(protocol.reply, timeout)
             except TimeoutError:
-                raise ExchangeTimeout(f"no reply from {server[0]}#{server[1]} in {timeout}s") from None
+                raise ExchangeTimeout(
+                    f"no reply from {server[0]}#{server[1]} in {timeout}s"
+                ) from None
         finally:
             transport.close()
 
@@ -281,4 +282,6 @@ class RealNetwork(Network):
         try:
             return await asyncio.wait_for(exchange(), timeout)
         except TimeoutError:
-            raise ExchangeTimeout(f"no TCP reply from {server[0]}#{server[1]} in {timeout}s") from None
+            raise ExchangeTimeout(
+                f"no TCP reply from {server[0]}#{server[1]} in {timeout}s"
+            ) from None

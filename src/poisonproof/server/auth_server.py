@@ -12,7 +12,7 @@ import logging
 from poisonproof.auth.engine import AuthEngine
 from poisonproof.auth.rrl import ResponseRateLimiter
 from poisonproof.auth.zones import ZoneError, load_zones
-from poisonproof.net.base import Address, Network, Service, TcpLimits
+from poisonproof.net.base import DEFAULT_TCP_LIMITS, Address, Network, Service, TcpLimits
 
 log = logging.getLogger("poisonproof.server")
 
@@ -27,7 +27,7 @@ class AuthServer:
         listen: list[Address],
         *,
         rrl: ResponseRateLimiter | None = None,
-        tcp_limits: TcpLimits = TcpLimits(),
+        tcp_limits: TcpLimits = DEFAULT_TCP_LIMITS,
     ) -> None:
         self.network = network
         self.zone_specs = list(zone_specs)
@@ -53,7 +53,9 @@ class AuthServer:
                 )
         except OSError as error:
             await self.stop(quiet=True)
-            raise OSError(error.errno, f"cannot listen on {address[0]}#{address[1]}: {error.strerror}") from None
+            raise OSError(
+                error.errno, f"cannot listen on {address[0]}#{address[1]}: {error.strerror}"
+            ) from None
         zones = ", ".join(str(z.origin) for z in self.engine.zones)
         where = " ".join(f"{a[0]}#{a[1]}" for a in self.addresses[::2])
         log.info("started: serving %s on %s (udp+tcp)", zones, where)
@@ -66,7 +68,10 @@ class AuthServer:
             log.error("reload failed, still serving the previous zones: %s", error)
             return False
         self.engine.zones = zones
-        log.info("reloaded: %s", ", ".join(f"{z.origin} (serial {z.soa.serial if z.soa else '?'})" for z in zones))
+        log.info(
+            "reloaded: %s",
+            ", ".join(f"{z.origin} (serial {z.soa.serial if z.soa else '?'})" for z in zones),
+        )
         return True
 
     async def stop(self, quiet: bool = False) -> None:
