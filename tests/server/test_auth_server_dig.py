@@ -186,3 +186,34 @@ def test_do_flag_is_echoed_with_dnspython(bank_server):
     query = dns.message.make_query("www.bank.example", "A", want_dnssec=True)
     reply = dns.query.udp(query, bank_server.host, port=bank_server.port, timeout=2)
     assert reply.ednsflags & dns.flags.DO
+
+
+def test_queries_keep_being_answered_during_reloads(start_auth, zone_dir):
+    import threading
+
+    server = start_auth(
+        "--zone", str(zone_dir / "bank.example.zone"), "--listen", f"127.0.0.1:{free_port()}"
+    )
+    failures: list[str] = []
+    done = threading.Event()
+
+    def client() -> None:
+        query = dns.message.make_query("www.bank.example", "A")
+        for _ in range(1500):
+            try:
+                reply = dns.query.udp(query, server.host, port=server.port, timeout=2)
+                if reply.answer[0][0].address != "192.0.2.80":
+                    failures.append(reply.to_text())
+            except Exception as error:  # a timeout is a dropped query
+                failures.append(repr(error))
+        done.set()
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    reloads = 0
+    while not done.wait(0.05):
+        server.signal(signal.SIGHUP)
+        reloads += 1
+    thread.join()
+    assert reloads >= 3 and failures == []
+    assert server.log.count("reloaded") >= 3

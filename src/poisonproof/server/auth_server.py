@@ -7,6 +7,7 @@ Must never: answer DNS itself (the engine does) or open sockets directly (the ne
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from poisonproof.auth.engine import AuthEngine
@@ -60,10 +61,15 @@ class AuthServer:
         where = " ".join(f"{a[0]}#{a[1]}" for a in self.addresses[::2])
         log.info("started: serving %s on %s (udp+tcp)", zones, where)
 
-    def reload(self) -> bool:
-        """Load the zone files again; on any error keep serving the old zones."""
+    async def reload(self) -> bool:
+        """Load the zone files again; on any error keep serving the old zones.
+
+        Loading runs in a worker thread, so queries keep being answered (from the old
+        zones) while big files are parsed; the new set replaces the old in one assignment.
+        """
+        loop = asyncio.get_running_loop()
         try:
-            zones = load_zones(self.zone_specs)
+            zones = await loop.run_in_executor(None, load_zones, self.zone_specs)
         except ZoneError as error:
             log.error("reload failed, still serving the previous zones: %s", error)
             return False
