@@ -11,6 +11,17 @@ from poisonproof.net.framing import StreamDeframer, frame
 from poisonproof.net.real import RealNetwork
 
 
+class RefuseAll:
+    def __init__(self) -> None:
+        self.rejected: list[str] = []
+
+    def check(self, data: bytes, sender) -> str | None:
+        return "not today"
+
+    def reject(self, reason: str) -> None:
+        self.rejected.append(reason)
+
+
 def echo_upper(data: bytes, peer, via: Via) -> bytes | None:
     if data == b"silence":
         return None
@@ -39,10 +50,12 @@ def test_udp_serve_and_exchange_survive_handler_errors():
             with pytest.raises(ExchangeTimeout):
                 await network.udp_exchange(b"boom", service.address, timeout=0.3)
             assert network.stats.handler_errors == 1
-            with pytest.raises(ExchangeTimeout):  # accept() rejects: keeps waiting
+            refuse_all = RefuseAll()
+            with pytest.raises(ExchangeTimeout):  # the filter rejects: keeps waiting
                 await network.udp_exchange(
-                    b"x", service.address, timeout=0.3, accept=lambda d, s: False
+                    b"x", service.address, timeout=0.3, reply_filter=refuse_all
                 )
+            assert refuse_all.rejected == ["not today"]
             data, _ = await network.udp_exchange(b"still", service.address, timeout=2)
             assert data == b"udp:STILL"
         finally:

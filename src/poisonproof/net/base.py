@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -24,11 +24,14 @@ class Via(enum.Enum):
     TCP = "tcp"
 
 
-MessageHandler = Callable[[bytes, Address, Via], bytes | None]
+MessageHandler = Callable[[bytes, Address, Via], "bytes | None | Awaitable[bytes | None]"]
 """Takes one DNS message and the peer's address; returns the reply, or None to stay silent.
 
-A handler is synchronous and must not raise for any input; a network still guards against
-it (counts, logs, keeps serving) because a server never dies on a packet.
+A handler that can answer at once returns the bytes (the authoritative engine always
+does); one that must wait (a resolver on a cache miss) returns an awaitable of the reply,
+and the network sends it when it completes (over TCP possibly out of order, RFC 7766).
+A handler must not raise for any input; a network still guards against it (counts,
+logs, keeps serving) because a server never dies on a packet.
 """
 
 
@@ -67,6 +70,21 @@ class Service(Protocol):
     async def close(self) -> None: ...
 
 
+class ReplyFilter(Protocol):
+    """Decides which datagram arriving at a query's source port is its reply.
+
+    `check` must be pure (several outstanding queries may share one port and each
+    datagram is checked against all of them); `reject` records a datagram that no
+    query accepted, with the reason `check` gave.
+    """
+
+    def check(self, data: bytes, sender: Address) -> str | None:
+        """None to accept `data` as the reply; otherwise why it is not."""
+        ...
+
+    def reject(self, reason: str) -> None: ...
+
+
 class ExchangeTimeout(Exception):
     """No acceptable reply arrived before the deadline."""
 
@@ -94,12 +112,14 @@ class Network(abc.ABC):
         *,
         timeout: float,
         source: Address | None = None,
-        accept: Callable[[bytes, Address], bool] | None = None,
+        reply_filter: ReplyFilter | None = None,
     ) -> tuple[bytes, Address]:
         """Send `query` from `source` (a fresh ephemeral port when None or port 0) to `server`.
 
-        Returns the first datagram for which `accept(data, sender)` is true (any datagram
-        when `accept` is None); raises `ExchangeTimeout` after `timeout` seconds.
+        Returns the first datagram `reply_filter` accepts (any datagram when it is None);
+        raises `ExchangeTimeout` after `timeout` seconds. Queries given the same source
+        address and port share one socket while they are outstanding, as a resolver with
+        a fixed query port does.
         """
 
     @abc.abstractmethod

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
@@ -22,6 +22,7 @@ from poisonproof.net.base import (
     ExchangeTimeout,
     MessageHandler,
     Network,
+    ReplyFilter,
     TcpLimits,
     Via,
 )
@@ -69,13 +70,30 @@ class NetworkStats:
 def _guarded(handler: MessageHandler, stats: NetworkStats) -> MessageHandler:
     """Wrap a handler so that an exception is counted and logged, never propagated."""
 
-    def call(data: bytes, peer: Address, via: Via) -> bytes | None:
+    def failed(data: bytes, peer: Address, via: Via) -> None:
+        stats.handler_errors += 1
+        log.exception("handler failed on a %d-byte %s message from %s", len(data), via, peer)
+
+    async def later(
+        pending: Awaitable[bytes | None], data: bytes, peer: Address, via: Via
+    ) -> bytes | None:
         try:
-            return handler(data, peer, via)
-        except Exception:  # a server never dies on a packet
-            stats.handler_errors += 1
-            log.exception("handler failed on a %d-byte %s message from %s", len(data), via, peer)
+            return await pending
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            failed(data, peer, via)
             return None
+
+    def call(data: bytes, peer: Address, via: Via) -> bytes | None | Awaitable[bytes | None]:
+        try:
+            reply = handler(data, peer, via)
+        except Exception:  # a server never dies on a packet
+            failed(data, peer, via)
+            return None
+        if reply is None or isinstance(reply, bytes):
+            return reply
+        return later(reply, data, peer, via)
 
     return call
 
@@ -85,6 +103,7 @@ class _UdpServerProtocol(asyncio.DatagramProtocol):
         self._handler = handler
         self._stats = stats
         self.transport: asyncio.DatagramTransport | None = None
+        self.pending: set[asyncio.Task[None]] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
@@ -92,11 +111,27 @@ class _UdpServerProtocol(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         peer = (addr[0], addr[1])
         reply = self._handler(data, peer, Via.UDP)
-        if reply is not None and self.transport is not None:
-            try:
-                self.transport.sendto(reply, addr)
-            except OSError:
-                self._stats.send_errors += 1
+        if reply is None:
+            return
+        if isinstance(reply, bytes):
+            self._send(reply, addr)
+            return
+        task = asyncio.ensure_future(self._send_later(reply, addr))
+        self.pending.add(task)
+        task.add_done_callback(self.pending.discard)
+
+    async def _send_later(self, reply: Awaitable[bytes | None], addr: tuple[Any, ...]) -> None:
+        data = await reply
+        if data is not None:
+            self._send(data, addr)
+
+    def _send(self, reply: bytes, addr: tuple[Any, ...]) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        try:
+            self.transport.sendto(reply, addr)
+        except OSError:
+            self._stats.send_errors += 1
 
     def error_received(self, exc: Exception) -> None:
         # ICMP errors (port unreachable from a spoofed source, ...) must not stop the listener.
@@ -106,8 +141,9 @@ class _UdpServerProtocol(asyncio.DatagramProtocol):
 class UdpService:
     """A bound UDP listener."""
 
-    def __init__(self, transport: asyncio.DatagramTransport) -> None:
+    def __init__(self, transport: asyncio.DatagramTransport, protocol: _UdpServerProtocol) -> None:
         self._transport = transport
+        self._protocol = protocol
         sockname = transport.get_extra_info("sockname")
         self._address: Address = (sockname[0], sockname[1])
 
@@ -115,7 +151,13 @@ class UdpService:
     def address(self) -> Address:
         return self._address
 
+    async def drain(self) -> None:
+        """Wait until every reply still being worked out has been sent."""
+        while self._protocol.pending:
+            await asyncio.gather(*self._protocol.pending, return_exceptions=True)
+
     async def close(self) -> None:
+        await self.drain()
         self._transport.close()
 
 
@@ -170,20 +212,39 @@ class TcpService:
         peer: Address = (peername[0], peername[1])
         deframer = StreamDeframer()
         answered = 0
-        while answered < self._limits.max_queries_per_connection:
-            try:
-                chunk = await asyncio.wait_for(reader.read(65536), self._limits.idle_timeout)
-            except TimeoutError:
-                self._stats.tcp_idle_closed += 1
-                return
-            if not chunk:
-                return
-            for message in deframer.feed(chunk):
-                reply = self._handler(message, peer, Via.TCP)
-                answered += 1
-                if reply is not None:
-                    writer.write(frame(reply))
-            await writer.drain()
+        pending: set[asyncio.Task[None]] = set()
+
+        async def write_later(reply: Awaitable[bytes | None]) -> None:
+            data = await reply
+            if data is not None and not writer.is_closing():
+                writer.write(frame(data))
+
+        try:
+            while answered < self._limits.max_queries_per_connection:
+                try:
+                    chunk = await asyncio.wait_for(reader.read(65536), self._limits.idle_timeout)
+                except TimeoutError:
+                    if pending:
+                        continue  # answers still being worked out: not idle
+                    self._stats.tcp_idle_closed += 1
+                    return
+                if not chunk:
+                    return
+                for message in deframer.feed(chunk):
+                    reply = self._handler(message, peer, Via.TCP)
+                    answered += 1
+                    if isinstance(reply, bytes):
+                        writer.write(frame(reply))
+                    elif reply is not None:
+                        task = asyncio.ensure_future(write_later(reply))
+                        pending.add(task)
+                        task.add_done_callback(pending.discard)
+                await writer.drain()
+        finally:
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+                with contextlib.suppress(ConnectionError, OSError):
+                    await writer.drain()
 
     async def close(self) -> None:
         if self._server is not None:
@@ -196,26 +257,69 @@ class TcpService:
             await self._server.wait_closed()
 
 
-class _ExchangeProtocol(asyncio.DatagramProtocol):
-    def __init__(self, accept: Callable[[bytes, Address], bool] | None) -> None:
-        self._accept = accept
-        self.reply: asyncio.Future[tuple[bytes, Address]] = (
-            asyncio.get_running_loop().create_future()
-        )
-        self.unwanted = 0
+@dataclass
+class _Waiter:
+    server: Address
+    reply_filter: ReplyFilter | None
+    future: asyncio.Future[tuple[bytes, Address]]
+
+
+class _SourcePort(asyncio.DatagramProtocol):
+    """One bound UDP socket and the queries waiting on it for their replies."""
+
+    LINGER = 2.0
+    """Seconds a shared port stays bound after its last query, to be reused at once."""
+
+    def __init__(self, ports: dict[Address, _SourcePort] | None, key: Address) -> None:
+        self._ports = ports
+        self._key = key
+        self.transport: asyncio.DatagramTransport | None = None
+        self.waiters: list[_Waiter] = []
+        self._linger: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         sender: Address = (addr[0], addr[1])
-        if self.reply.done():
-            return
-        if self._accept is None or self._accept(data, sender):
-            self.reply.set_result((data, sender))
-        else:
-            self.unwanted += 1
+        live = [w for w in self.waiters if not w.future.done()]
+        verdicts = []
+        for waiter in live:
+            reason = waiter.reply_filter.check(data, sender) if waiter.reply_filter else None
+            if reason is None:
+                waiter.future.set_result((data, sender))
+                return
+            verdicts.append((waiter, reason))
+        for waiter, reason in verdicts:
+            assert waiter.reply_filter is not None
+            waiter.reply_filter.reject(reason)
 
     def error_received(self, exc: Exception) -> None:
-        if not self.reply.done():
-            self.reply.set_exception(exc)
+        for waiter in self.waiters:
+            if not waiter.future.done() and isinstance(exc, ConnectionRefusedError):
+                waiter.future.set_exception(exc)
+
+    def add(self, waiter: _Waiter) -> None:
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
+        self.waiters.append(waiter)
+
+    def remove(self, waiter: _Waiter) -> None:
+        self.waiters.remove(waiter)
+        if self.waiters or self.transport is None:
+            return
+        if self._ports is None:
+            self.transport.close()
+        else:
+            self._linger = asyncio.get_running_loop().call_later(self.LINGER, self._close)
+
+    def _close(self) -> None:
+        if self.waiters or self.transport is None:
+            return
+        if self._ports is not None and self._ports.get(self._key) is self:
+            del self._ports[self._key]
+        self.transport.close()
 
 
 class RealNetwork(Network):
@@ -224,15 +328,16 @@ class RealNetwork(Network):
     def __init__(self) -> None:
         self.clock = SystemClock()
         self.stats = NetworkStats()
+        self._ports: dict[Address, _SourcePort] = {}
 
     async def serve_udp(self, address: Address, handler: MessageHandler) -> UdpService:
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
+        transport, protocol = await loop.create_datagram_endpoint(
             lambda: _UdpServerProtocol(_guarded(handler, self.stats), self.stats),
             local_addr=address,
             family=_family(address[0]),
         )
-        return UdpService(transport)
+        return UdpService(transport, protocol)
 
     async def serve_tcp(
         self, address: Address, handler: MessageHandler, limits: TcpLimits = DEFAULT_TCP_LIMITS
@@ -248,23 +353,36 @@ class RealNetwork(Network):
         *,
         timeout: float,
         source: Address | None = None,
-        accept: Callable[[bytes, Address], bool] | None = None,
+        reply_filter: ReplyFilter | None = None,
     ) -> tuple[bytes, Address]:
         loop = asyncio.get_running_loop()
-        local = source if source is not None else ("::" if ":" in server[0] else "0.0.0.0", 0)
-        transport, protocol = await loop.create_datagram_endpoint(
-            lambda: _ExchangeProtocol(accept), local_addr=local, family=_family(server[0])
-        )
+        if source is None or source[1] == 0:
+            local = source or ("::" if ":" in server[0] else "0.0.0.0", 0)
+            _, port = await loop.create_datagram_endpoint(
+                lambda: _SourcePort(None, local), local_addr=local, family=_family(server[0])
+            )
+        else:
+            port = self._ports.get(source)  # type: ignore[assignment]
+            if port is None or port.transport is None or port.transport.is_closing():
+                _, port = await loop.create_datagram_endpoint(
+                    lambda: _SourcePort(self._ports, source),
+                    local_addr=source,
+                    family=_family(server[0]),
+                )
+                self._ports[source] = port
+        waiter = _Waiter(server, reply_filter, loop.create_future())
+        port.add(waiter)
         try:
-            transport.sendto(query, server)
+            assert port.transport is not None
+            port.transport.sendto(query, server)
             try:
-                return await asyncio.wait_for(protocol.reply, timeout)
+                return await asyncio.wait_for(waiter.future, timeout)
             except TimeoutError:
                 raise ExchangeTimeout(
-                    f"no reply from {server[0]}#{server[1]} in {timeout}s"
+                    f"no reply from {server[0]}#{server[1]} in {timeout:.2f}s"
                 ) from None
         finally:
-            transport.close()
+            port.remove(waiter)
 
     async def tcp_exchange(self, query: bytes, server: Address, *, timeout: float) -> bytes:
         async def exchange() -> bytes:

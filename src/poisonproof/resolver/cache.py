@@ -1,0 +1,245 @@
+"""The resolver's cache: RRsets with TTLs and credibility ranks, negative answers, LRU bound.
+
+Owns: storing and expiring RRsets and negative answers (RFC 2308), the RFC 2181 §5.4.1
+rule that lower-ranked data (glue, additional, non-authoritative) never replaces
+higher-ranked data, finding the closest cached zone cut, and evicting the least
+recently used entries beyond the configured bound.
+Must never: read the system clock (it is given a `Clock`) or decide what to cache (the
+scrubber does); it stores what it is handed under the rank it is handed.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import dns.name
+import dns.rdatatype
+import dns.rrset
+
+from poisonproof.net.base import Clock
+
+
+class Rank(enum.IntEnum):
+    """RFC 2181 §5.4.1 trustworthiness, lowest first."""
+
+    GLUE = 1
+    """Additional-section data and glue: for reaching name servers only, never an answer."""
+    AUTHORITY_NONAUTH = 2
+    """The authority section of a referral or non-authoritative reply."""
+    ANSWER_NONAUTH = 3
+    """The answer section of a non-authoritative reply (e.g. from a forwarder)."""
+    AUTHORITY_AUTH = 4
+    """The authority section of an authoritative answer."""
+    ANSWER_AUTH = 5
+    """The answer section of an authoritative answer."""
+
+
+ANSWERABLE = Rank.ANSWER_NONAUTH
+"""The lowest rank a client may be answered from."""
+
+
+@dataclass
+class _Entry:
+    rrset: dns.rrset.RRset
+    expires: float
+    rank: Rank
+
+
+@dataclass(frozen=True)
+class Negative:
+    """A cached NXDOMAIN (rdtype None) or NODATA, with the SOA that proves it."""
+
+    name: dns.name.Name
+    rdtype: dns.rdatatype.RdataType | None
+    soa: dns.rrset.RRset | None
+    ttl: int
+    rank: Rank
+
+    @property
+    def nxdomain(self) -> bool:
+        return self.rdtype is None
+
+
+@dataclass
+class _NegativeEntry:
+    soa: dns.rrset.RRset | None
+    expires: float
+    rank: Rank
+
+
+_Key = tuple[dns.name.Name, int]
+_NXDOMAIN_TYPE = -1
+
+
+class Cache:
+    """RRset and negative cache; `ranked=False` lets any data replace any (pre-2008 caches)."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        max_entries: int = 200_000,
+        min_ttl: int = 0,
+        max_ttl: int = 86_400,
+        max_negative_ttl: int = 3_600,
+        ranked: bool = True,
+    ) -> None:
+        self.clock = clock
+        self.max_entries = max_entries
+        self.min_ttl = min_ttl
+        self.max_ttl = max_ttl
+        self.max_negative_ttl = max_negative_ttl
+        self.ranked = ranked
+        self._entries: OrderedDict[_Key, _Entry | _NegativeEntry] = OrderedDict()
+        self.evictions = 0
+        self.refused_by_rank = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _now(self) -> float:
+        return self.clock.wall()
+
+    def _clamp(self, ttl: int) -> int:
+        return max(self.min_ttl, min(self.max_ttl, ttl))
+
+    def _store(self, key: _Key, entry: _Entry | _NegativeEntry) -> None:
+        self._entries[key] = entry
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+            self.evictions += 1
+
+    def _live(self, key: _Key) -> _Entry | _NegativeEntry | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry.expires <= self._now():
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return entry
+
+    def _may_replace(self, key: _Key, rank: Rank) -> bool:
+        if not self.ranked:
+            return True
+        old = self._live(key)
+        if old is not None and old.rank > rank:
+            self.refused_by_rank += 1
+            return False
+        return True
+
+    # -- positive data ------------------------------------------------------------------
+
+    def put(self, rrset: dns.rrset.RRset, rank: Rank) -> bool:
+        """Store `rrset` unless a higher-ranked live copy exists; True when stored."""
+        key = (rrset.name, int(rrset.rdtype))
+        if not self._may_replace(key, rank):
+            return False
+        stored = rrset.copy()
+        ttl = self._clamp(rrset.ttl)
+        stored.ttl = ttl
+        self._store(key, _Entry(stored, self._now() + ttl, rank))
+        # a positive answer for a name supersedes a negative one for it
+        self._entries.pop((rrset.name, _NXDOMAIN_TYPE), None)
+        return True
+
+    def get(
+        self, name: dns.name.Name, rdtype: int, min_rank: Rank = ANSWERABLE
+    ) -> dns.rrset.RRset | None:
+        """A copy of the cached RRset with its remaining TTL, if ranked at least `min_rank`."""
+        entry = self._live((name, int(rdtype)))
+        if not isinstance(entry, _Entry) or entry.rank < min_rank:
+            return None
+        out = entry.rrset.copy()
+        out.ttl = max(0, int(entry.expires - self._now()))
+        return out
+
+    def rank_of(self, name: dns.name.Name, rdtype: int) -> Rank | None:
+        entry = self._live((name, int(rdtype)))
+        return entry.rank if entry is not None else None
+
+    # -- negative data ------------------------------------------------------------------
+
+    def put_negative(
+        self,
+        name: dns.name.Name,
+        rdtype: int | None,
+        soa: dns.rrset.RRset | None,
+        rank: Rank,
+    ) -> bool:
+        """Cache NXDOMAIN (rdtype None) or NODATA; TTL = min(SOA TTL, SOA MINIMUM)."""
+        key = (name, _NXDOMAIN_TYPE if rdtype is None else int(rdtype))
+        if rdtype is not None and not self._may_replace(key, rank):
+            return False
+        ttl = 0
+        if soa is not None:
+            ttl = min(soa.ttl, soa[0].minimum)  # type: ignore[attr-defined]
+        ttl = min(self._clamp(ttl), self.max_negative_ttl)
+        stored = None
+        if soa is not None:
+            stored = soa.copy()
+            stored.ttl = ttl
+        self._store(key, _NegativeEntry(stored, self._now() + ttl, rank))
+        return True
+
+    def get_negative(self, name: dns.name.Name, rdtype: int) -> Negative | None:
+        """NXDOMAIN for the name or an ancestor (RFC 8020), else NODATA for (name, rdtype)."""
+        candidate = name
+        while True:
+            entry = self._live((candidate, _NXDOMAIN_TYPE))
+            if isinstance(entry, _NegativeEntry):
+                return self._negative(candidate, None, entry)
+            if len(candidate.labels) <= 1:
+                break
+            candidate = candidate.parent()
+        entry = self._live((name, int(rdtype)))
+        if isinstance(entry, _NegativeEntry):
+            return self._negative(name, dns.rdatatype.RdataType.make(rdtype), entry)
+        return None
+
+    def _negative(
+        self, name: dns.name.Name, rdtype: dns.rdatatype.RdataType | None, entry: _NegativeEntry
+    ) -> Negative:
+        remaining = max(0, int(entry.expires - self._now()))
+        soa = None
+        if entry.soa is not None:
+            soa = entry.soa.copy()
+            soa.ttl = remaining
+        return Negative(name, rdtype, soa, remaining, entry.rank)
+
+    # -- delegations --------------------------------------------------------------------
+
+    def closest_delegation(self, name: dns.name.Name) -> dns.rrset.RRset | None:
+        """The NS RRset of the deepest cached zone cut at or above `name`."""
+        candidate = name
+        while True:
+            ns = self.get(candidate, dns.rdatatype.NS, min_rank=Rank.GLUE)
+            if ns is not None:
+                return ns
+            if len(candidate.labels) <= 1:
+                return None
+            candidate = candidate.parent()
+
+    def addresses(self, name: dns.name.Name, rdtypes: tuple[int, ...]) -> list[str]:
+        """Cached addresses of a name server name, glue included."""
+        found: list[str] = []
+        for rdtype in rdtypes:
+            rrset = self.get(name, rdtype, min_rank=Rank.GLUE)
+            if rrset is not None:
+                found.extend(r.address for r in rrset)  # type: ignore[attr-defined]
+        return found
+
+    def flush(self) -> None:
+        self._entries.clear()
+
+    def items(self) -> list[tuple[dns.rrset.RRset, Rank]]:
+        """Live positive entries (for dumps and tests)."""
+        now = self._now()
+        return [
+            (e.rrset, e.rank)
+            for e in self._entries.values()
+            if isinstance(e, _Entry) and e.expires > now
+        ]

@@ -1,0 +1,141 @@
+"""The client side of the resolver: which queries to take, and the reply to each.
+
+Owns: parsing client queries (FORMERR/NOTIMP/REFUSED as the authoritative engine does),
+access control (default: loopback clients only; others get REFUSED, so the resolver is
+never open by default), RD/RA semantics (RD=0 is answered from the cache only),
+and rendering an `Answer` (minimal responses, TTLs as cached, TC over UDP when too big,
+Extended DNS Errors on SERVFAIL).
+Must never: do I/O or resolve (it returns what must be resolved; the server drives it).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+import dns.edns
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.opcode
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+
+from poisonproof.net.base import Address, Via
+from poisonproof.resolver.iterator import Answer, Ede, Resolver
+
+DEFAULT_ALLOW = ("127.0.0.0/8", "::1/128")
+UDP_PAYLOAD = 1232
+_META = {dns.rdatatype.OPT, dns.rdatatype.TSIG, dns.rdatatype.TKEY}
+_TRANSFER = {dns.rdatatype.AXFR, dns.rdatatype.IXFR}
+
+
+@dataclass(frozen=True)
+class Question:
+    """A client query that needs the resolver."""
+
+    query: dns.message.Message
+    qname: dns.name.Name
+    qtype: int
+
+    @property
+    def key(self) -> tuple[object, ...]:
+        """Identical client questions in flight share one resolution."""
+        return (self.qname.to_text().lower(), self.qtype)
+
+
+class Frontend:
+    def __init__(self, resolver: Resolver, allow: tuple[str, ...] = DEFAULT_ALLOW) -> None:
+        self.resolver = resolver
+        self.allow = [ipaddress.ip_network(cidr, strict=False) for cidr in allow]
+        self.stats: dict[str, int] = {}
+
+    def _count(self, what: str) -> None:
+        self.stats[what] = self.stats.get(what, 0) + 1
+
+    def allowed(self, peer: Address) -> bool:
+        try:
+            ip = ipaddress.ip_address(peer[0])
+        except ValueError:
+            return False
+        return any(ip in net for net in self.allow)
+
+    def receive(self, wire: bytes, peer: Address, via: Via) -> bytes | Question | None:
+        """A reply now (bytes), silence (None), or a `Question` for the resolver."""
+        self._count("queries")
+        if len(wire) < 12 or wire[2] & 0x80:
+            self._count("dropped")
+            return None
+        try:
+            query = dns.message.from_wire(wire)
+        except Exception:
+            self._count("formerr")
+            return wire[:2] + bytes([(wire[2] & 0x79) | 0x80, 0x01]) + b"\x00" * 8
+        if not self.allowed(peer):
+            self._count("refused_acl")
+            return self._error(
+                query, dns.rcode.REFUSED, via, (Ede.PROHIBITED, "client not allowed")
+            )
+        if query.edns > 0:
+            reply = dns.message.make_response(query, recursion_available=True)
+            reply.use_edns(0, 0, UDP_PAYLOAD)
+            reply.set_rcode(dns.rcode.BADVERS)
+            return reply.to_wire()
+        if query.opcode() != dns.opcode.QUERY:
+            return self._error(query, dns.rcode.NOTIMP, via)
+        if len(query.question) != 1:
+            return self._error(query, dns.rcode.FORMERR, via)
+        question = query.question[0]
+        if question.rdtype in _META:
+            return self._error(query, dns.rcode.FORMERR, via)
+        if question.rdclass != dns.rdataclass.IN or question.rdtype in _TRANSFER:
+            return self._error(query, dns.rcode.REFUSED, via)
+        qname = question.name
+        qtype = int(question.rdtype)
+        cached = self.resolver.cached_answer(qname, qtype)
+        if cached is not None:
+            self._count("cache_hits")
+            return self.render(query, cached, via)
+        if not query.flags & dns.flags.RD:
+            self._count("refused_norec")
+            return self._error(
+                query, dns.rcode.REFUSED, via, (Ede.OTHER, "not cached and recursion not desired")
+            )
+        self._count("cache_misses")
+        return Question(query, qname, qtype)
+
+    def _error(
+        self,
+        query: dns.message.Message,
+        rcode: int,
+        via: Via,
+        ede: tuple[int, str] | None = None,
+    ) -> bytes:
+        return self.render(query, Answer(rcode, ede=ede), via)
+
+    def render(self, query: dns.message.Message, answer: Answer, via: Via) -> bytes:
+        reply = dns.message.make_response(query, recursion_available=True, our_payload=UDP_PAYLOAD)
+        reply.set_rcode(answer.rcode)
+        qname = query.question[0].name if query.question else None
+        rrsets = []
+        for rrset in answer.answer:
+            if qname is not None and rrset.name == qname:
+                rrset = rrset.copy()
+                rrset.name = qname  # echo the client's case in the owner, as in the question
+            rrsets.append(rrset)
+        reply.answer = rrsets
+        reply.authority = list(answer.authority)
+        if answer.ede is not None and query.edns >= 0:
+            code, text = answer.ede
+            reply.use_edns(0, 0, UDP_PAYLOAD, options=[dns.edns.EDEOption(code, text)])
+        limit = 65535
+        if via is Via.UDP:
+            limit = 512 if query.edns < 0 else max(512, min(query.payload, UDP_PAYLOAD))
+        try:
+            return reply.to_wire(max_size=limit)
+        except dns.exception.TooBig:
+            reply.answer, reply.authority, reply.additional = [], [], []
+            reply.flags |= dns.flags.TC
+            return reply.to_wire()

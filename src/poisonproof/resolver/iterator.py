@@ -1,0 +1,592 @@
+"""Iterative resolution from the root, as a generator that yields the exchanges it needs.
+
+Owns: the resolution algorithm (cache first; closest known zone cut; priming; referrals;
+glueless name servers with loop detection; CNAME/DNAME chasing up to 11 restarts; QNAME
+minimisation (RFC 9156); TCP on TC; EDNS fallback; near-miss retry over TCP; server
+choice and lameness), the work limits against abuse (upstream queries per client query,
+name-server names resolved per referral (NXNSAttack), servers per delegation
+(NRDelegation), a time budget) and the SERVFAIL reasons (RFC 8914 Extended DNS Errors).
+
+The seam (shared/DESIGN.md): `Resolver.resolve()` returns a generator. It yields an
+`Exchange` (send this query to that server, this way) and is sent back an
+`ExchangeResult`; a driver on the real or the simulated network does the sending.
+Must never: do I/O, sleep, or read the system clock; time comes from the injected clock.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+
+from poisonproof.net.base import Address, Clock
+from poisonproof.resolver.cache import ANSWERABLE, Cache, Rank
+from poisonproof.resolver.defenses import Defenses
+from poisonproof.resolver.hints import RootHints
+from poisonproof.resolver.infra import Infrastructure
+from poisonproof.resolver.outgoing import Entropy, OutgoingQuery, QueryFactory
+from poisonproof.resolver.scrubber import ReplyKind, Scrubbed, scrub
+
+log = logging.getLogger("poisonproof.resolver")
+
+
+class Ede:
+    """RFC 8914 Extended DNS Error codes used here."""
+
+    OTHER = 0
+    STALE = 3
+    DNSSEC_BOGUS = 6
+    PROHIBITED = 18
+    NO_REACHABLE_AUTHORITY = 22
+    NETWORK_ERROR = 23
+
+
+@dataclass(frozen=True)
+class ResolverConfig:
+    port: int = 53
+    """The port of upstream servers (the lab may serve elsewhere)."""
+    outgoing_v4: str = "0.0.0.0"
+    outgoing_v6: str = "::"
+    ipv4: bool = True
+    ipv6: bool = True
+    query_localhost: bool = False
+    """May upstream servers on 127.0.0.0/8 and ::1 be queried (the lab needs it)."""
+    forwarders: tuple[tuple[dns.name.Name, tuple[Address, ...]], ...] = ()
+    max_upstream: int = 64
+    max_ns_names_per_referral: int = 4
+    max_servers_per_delegation: int = 13
+    max_restarts: int = 11
+    max_depth: int = 5
+    max_minimise_steps: int = 10
+    time_budget: float = 12.0
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One upstream exchange the resolver wants: the driver performs it."""
+
+    query: OutgoingQuery
+    tcp: bool
+    timeout: float
+    source: Address | None
+    """Local address and port to send from (UDP); None lets the system choose (TCP)."""
+    new_port: Callable[[], int]
+    """Another port from the pool, if the chosen one cannot be bound."""
+    merge_key: tuple[object, ...] | None
+    """Identical outstanding exchanges (same key) may share one (anti-birthday)."""
+
+
+@dataclass(frozen=True)
+class ExchangeResult:
+    wire: bytes | None
+    error: str | None = None
+    rtt: float = 0.0
+
+
+@dataclass
+class TraceEvent:
+    server: Address | None
+    question: str
+    outcome: str
+    dropped: list[tuple[str, str]] = field(default_factory=list)
+
+    def to_text(self) -> str:
+        where = f"{self.server[0]}#{self.server[1]}" if self.server else "cache"
+        lines = [f"{where:<24} {self.question:<40} {self.outcome}"]
+        lines += [f"{'':<24}   scrubbed {record}: {reason}" for record, reason in self.dropped]
+        return "\n".join(lines)
+
+
+@dataclass
+class Answer:
+    rcode: int
+    answer: list[dns.rrset.RRset] = field(default_factory=list)
+    authority: list[dns.rrset.RRset] = field(default_factory=list)
+    ede: tuple[int, str] | None = None
+    from_cache: bool = True
+
+
+@dataclass
+class Budget:
+    """Work done for one client query, shared by its nested (glueless) resolutions."""
+
+    started: float
+    upstream: int = 0
+    resolving: set[tuple[dns.name.Name, int]] = field(default_factory=set)
+    trace: list[TraceEvent] = field(default_factory=list)
+    failure: tuple[int, str] | None = None
+
+
+class Failure(Exception):
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+        self.text = text
+
+
+Resolution = Generator[Exchange, ExchangeResult, Answer]
+
+
+class Resolver:
+    """The shared state of one resolver (cache, server knowledge) and its rules."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        hints: RootHints,
+        defenses: Defenses,
+        entropy: Entropy,
+        config: ResolverConfig = ResolverConfig(),  # noqa: B008 - frozen
+        cache: Cache | None = None,
+    ) -> None:
+        self.clock = clock
+        self.hints = hints
+        self.defenses = defenses
+        self.config = config
+        self.cache = cache or Cache(clock, ranked=defenses.credibility)
+        self.factory = QueryFactory(defenses, entropy)
+        self.infra = Infrastructure(entropy.secure, defenses.unwanted_threshold)
+        self.stats: dict[str, int] = {}
+
+    def count(self, what: str, n: int = 1) -> None:
+        self.stats[what] = self.stats.get(what, 0) + n
+
+    # -- entry point ------------------------------------------------------------------
+
+    def resolve(
+        self, qname: dns.name.Name, qtype: int, trace: list[TraceEvent] | None = None
+    ) -> Resolution:
+        """Resolve (qname, qtype); a generator of exchanges returning the `Answer`."""
+        budget = Budget(started=self.clock.monotonic())
+        if trace is not None:
+            budget.trace = trace
+        try:
+            return (yield from self._resolve(qname, qtype, budget, depth=0))
+        except Failure as failure:
+            self.count("servfail")
+            return Answer(dns.rcode.SERVFAIL, ede=(failure.code, failure.text), from_cache=False)
+
+    def cached_answer(self, qname: dns.name.Name, qtype: int) -> Answer | None:
+        """The answer from the cache alone, or None when the network is needed."""
+        chain: list[dns.rrset.RRset] = []
+        current = qname
+        seen = {qname}
+        for _ in range(self.config.max_restarts + 1):
+            step = self._cache_step(current, qtype)
+            if step is None:
+                return None
+            if isinstance(step, Answer):
+                step.answer = chain + step.answer
+                return step
+            chain.append(step)
+            current = step[0].target  # type: ignore[attr-defined]
+            if current in seen:
+                return Answer(dns.rcode.SERVFAIL, chain, ede=(Ede.OTHER, "CNAME loop"))
+            seen.add(current)
+        return None
+
+    def _cache_step(self, name: dns.name.Name, qtype: int) -> Answer | dns.rrset.RRset | None:
+        rrset = self.cache.get(name, qtype, ANSWERABLE)
+        if rrset is not None:
+            return Answer(dns.rcode.NOERROR, [rrset])
+        if qtype != dns.rdatatype.CNAME:
+            cname = self.cache.get(name, dns.rdatatype.CNAME, ANSWERABLE)
+            if cname is not None:
+                return cname
+        negative = self.cache.get_negative(name, qtype)
+        if negative is not None:
+            rcode = dns.rcode.NXDOMAIN if negative.nxdomain else dns.rcode.NOERROR
+            return Answer(rcode, [], [negative.soa] if negative.soa is not None else [])
+        return None
+
+    # -- resolution with restarts -------------------------------------------------------
+
+    def _resolve(self, qname: dns.name.Name, qtype: int, budget: Budget, depth: int) -> Resolution:
+        chain: list[dns.rrset.RRset] = []
+        current = qname
+        seen = {qname}
+        from_cache = True
+        for _ in range(self.config.max_restarts + 1):
+            step = self._cache_step(current, qtype)
+            if isinstance(step, Answer):
+                step.answer = chain + step.answer
+                step.from_cache = from_cache
+                return step
+            if step is not None:  # a cached CNAME
+                chain.append(step)
+                current = step[0].target  # type: ignore[attr-defined]
+            else:
+                from_cache = False
+                scrubbed = yield from self._iterate(current, qtype, budget, depth)
+                chain += scrubbed.answer
+                if scrubbed.kind is ReplyKind.ANSWER:
+                    return Answer(dns.rcode.NOERROR, chain, from_cache=False)
+                if scrubbed.kind in (ReplyKind.NXDOMAIN, ReplyKind.NODATA):
+                    soa = [scrubbed.soa] if scrubbed.soa is not None else []
+                    rcode = (
+                        dns.rcode.NXDOMAIN
+                        if scrubbed.kind is ReplyKind.NXDOMAIN
+                        else dns.rcode.NOERROR
+                    )
+                    return Answer(rcode, chain, soa, from_cache=False)
+                current = scrubbed.final_name  # ReplyKind.CNAME: restart at the target
+            if current in seen:
+                raise Failure(Ede.OTHER, f"CNAME loop at {current}")
+            seen.add(current)
+        raise Failure(Ede.OTHER, f"more than {self.config.max_restarts} CNAME/DNAME restarts")
+
+    # -- iteration towards the zone that holds the name --------------------------------
+
+    def _start(
+        self, name: dns.name.Name, qtype: int
+    ) -> tuple[dns.name.Name, dns.rrset.RRset | None]:
+        """The closest cached zone cut (DS is asked of the parent side)."""
+        lookup = name.parent() if qtype == dns.rdatatype.DS and name != dns.name.root else name
+        ns = self.cache.closest_delegation(lookup)
+        if ns is None:
+            return dns.name.root, None
+        return ns.name, ns
+
+    def _forwarders(self, name: dns.name.Name) -> tuple[dns.name.Name, list[Address]] | None:
+        best: tuple[dns.name.Name, list[Address]] | None = None
+        for zone, servers in self.config.forwarders:
+            if name.is_subdomain(zone) and (best is None or zone.is_subdomain(best[0])):
+                best = (zone, list(servers))
+        return best
+
+    def _iterate(
+        self, name: dns.name.Name, qtype: int, budget: Budget, depth: int
+    ) -> Generator[Exchange, ExchangeResult, Scrubbed]:
+        forward = self._forwarders(name)
+        if forward is not None:
+            return (yield from self._ask_forwarders(name, qtype, forward, budget))
+        zone, ns = self._start(name, qtype)
+        if ns is None:
+            ns = yield from self._prime(budget)
+        minimise = self.defenses.qname_minimisation
+        labels = len(zone.labels) + 1
+        minimise_steps = 0
+        tried: set[Address] = set()
+        while True:
+            self._check_budget(budget)
+            ask_name, ask_type = name, qtype
+            if (
+                minimise
+                and labels < len(name.labels)
+                and minimise_steps < self.config.max_minimise_steps
+            ):
+                ask_name, ask_type = name.split(labels)[1], dns.rdatatype.A
+            candidates = yield from self._servers_for(zone, ns, budget, depth, tried)
+            now = self.clock.monotonic()
+            server = self.infra.choose(candidates, zone, now, tried)
+            if server is None:
+                raise Failure(Ede.NO_REACHABLE_AUTHORITY, f"no reachable server for {zone}")
+            tried.add(server)
+            scrubbed = yield from self._ask(server, ask_name, ask_type, zone, budget)
+            if scrubbed is None:
+                continue
+            if scrubbed.kind in (ReplyKind.LAME, ReplyKind.ERROR):
+                if ask_name != name and scrubbed.kind is ReplyKind.ERROR:
+                    minimise = False  # some servers mishandle minimised queries: ask in full
+                    tried.discard(server)
+                    continue
+                if scrubbed.kind is ReplyKind.LAME:
+                    self.infra.mark_lame(server, zone, now)
+                    self.count("lame")
+                continue
+            self._store(scrubbed, ask_name, ask_type)
+            if scrubbed.kind is ReplyKind.REFERRAL:
+                assert scrubbed.referral_zone is not None and scrubbed.ns is not None
+                zone, ns = scrubbed.referral_zone, scrubbed.ns
+                labels = len(zone.labels) + 1
+                tried = set()
+                continue
+            if ask_name != name:
+                if scrubbed.kind is ReplyKind.NXDOMAIN:
+                    # RFC 8020: nothing exists below a name that does not exist
+                    return scrubbed
+                labels += 1  # an empty non-terminal or a name inside this zone: go deeper
+                minimise_steps += 1
+                tried.discard(server)
+                continue
+            return scrubbed
+
+    def _prime(self, budget: Budget) -> Generator[Exchange, ExchangeResult, dns.rrset.RRset]:
+        """Ask a root hint for `. NS`; on failure iterate from the hints themselves."""
+        hints = self.hints
+        for target, addresses in hints.addresses.items():
+            for rdtype, address in zip(
+                [dns.rdatatype.AAAA if ":" in a else dns.rdatatype.A for a in addresses],
+                addresses,
+                strict=True,
+            ):
+                self.cache.put(
+                    dns.rrset.from_text(
+                        target, 3_600_000, "IN", dns.rdatatype.to_text(rdtype), address
+                    ),
+                    Rank.GLUE,
+                )
+        tried: set[Address] = set()
+        for _ in range(3):
+            candidates = self._usable([(a, self.config.port) for a in hints.all_addresses()])
+            server = self.infra.choose(candidates, dns.name.root, self.clock.monotonic(), tried)
+            if server is None:
+                break
+            tried.add(server)
+            scrubbed = yield from self._ask(
+                server, dns.name.root, dns.rdatatype.NS, dns.name.root, budget
+            )
+            if scrubbed is not None and scrubbed.kind is ReplyKind.ANSWER:
+                self._store(scrubbed, dns.name.root, dns.rdatatype.NS)
+                ns = self.cache.get(dns.name.root, dns.rdatatype.NS, Rank.GLUE)
+                if ns is not None:
+                    self.count("primed")
+                    return ns
+        return hints.ns
+
+    def _usable(self, servers: list[Address]) -> list[Address]:
+        usable = []
+        for address, port in servers:
+            ip = ipaddress.ip_address(address)
+            if ip.version == 4 and not self.config.ipv4:
+                continue
+            if ip.version == 6 and not self.config.ipv6:
+                continue
+            if ip.is_loopback and not self.config.query_localhost:
+                continue
+            if ip.is_unspecified or ip.is_multicast:
+                continue
+            usable.append((address, port))
+        return usable
+
+    def _servers_for(
+        self,
+        zone: dns.name.Name,
+        ns: dns.rrset.RRset,
+        budget: Budget,
+        depth: int,
+        tried: set[Address],
+    ) -> Generator[Exchange, ExchangeResult, list[Address]]:
+        """Addresses of the zone's name servers: cached/glue first, then glueless lookups."""
+        rdtypes = tuple(
+            t
+            for t, on in (
+                (dns.rdatatype.A, self.config.ipv4),
+                (dns.rdatatype.AAAA, self.config.ipv6),
+            )
+            if on
+        )
+        targets = [r.target for r in ns][: self.config.max_servers_per_delegation]  # type: ignore[attr-defined]
+        now = self.clock.monotonic()
+
+        def known() -> list[Address]:
+            found = []
+            for target in targets:
+                found += [(a, self.config.port) for a in self.cache.addresses(target, rdtypes)]
+            return self._usable(found)
+
+        candidates = known()
+        looked_up = 0
+        for target in targets:
+            if any(a not in tried and not self.infra.is_lame(a, zone, now) for a in candidates):
+                break
+            if looked_up >= self.config.max_ns_names_per_referral:
+                self.count("ns_lookup_limit")
+                break
+            if self.cache.addresses(target, rdtypes):
+                continue
+            if target.is_subdomain(zone) or depth >= self.config.max_depth:
+                continue  # in-zone name server without glue: asking would loop
+            key = (target, int(rdtypes[0]) if rdtypes else 1)
+            if key in budget.resolving:
+                continue  # already being resolved further up: a loop
+            looked_up += 1
+            budget.resolving.add(key)
+            try:
+                for rdtype in rdtypes:
+                    answer = yield from self._resolve(target, rdtype, budget, depth + 1)
+                    for rrset in answer.answer:
+                        if rrset.rdtype == rdtype:
+                            self.cache.put(rrset, Rank.GLUE)
+            except Failure:
+                self.count("glueless_failed")
+            finally:
+                budget.resolving.discard(key)
+            candidates = known()
+        return candidates
+
+    # -- one question to one server ------------------------------------------------------
+
+    def _check_budget(self, budget: Budget) -> None:
+        if budget.upstream >= self.config.max_upstream:
+            self.count("upstream_limit")
+            raise Failure(Ede.OTHER, f"gave up after {budget.upstream} upstream queries")
+        if self.clock.monotonic() - budget.started > self.config.time_budget:
+            self.count("time_limit")
+            raise Failure(
+                Ede.NO_REACHABLE_AUTHORITY, f"no answer within {self.config.time_budget:.0f}s"
+            )
+
+    def _ask(
+        self,
+        server: Address,
+        name: dns.name.Name,
+        qtype: int,
+        zone: dns.name.Name,
+        budget: Budget,
+        recursion_desired: bool = False,
+    ) -> Generator[Exchange, ExchangeResult, Scrubbed | None]:
+        """Ask `server` (authoritative for `zone`) about (name, qtype); None if it failed."""
+        defenses = self.defenses
+        state = self.infra.state(server)
+        tcp = self.infra.tcp_only(zone, self.clock.monotonic())
+        question = f"{name} {dns.rdatatype.to_text(qtype)}"
+        for _attempt in range(4):
+            self._check_budget(budget)
+            budget.upstream += 1
+            self.count("upstream_tcp" if tcp else "upstream_udp")
+            query = self.factory.make(
+                name,
+                qtype,
+                server,
+                use_0x20=defenses.case_randomization and not state.no_caps,
+                use_edns=not state.no_edns,
+                server_cookie=state.server_cookie,
+                recursion_desired=recursion_desired,
+            )
+            query.require_cookie = defenses.cookies and state.server_cookie is not None
+            outgoing = self.config.outgoing_v6 if ":" in server[0] else self.config.outgoing_v4
+            exchange = Exchange(
+                query=query,
+                tcp=tcp,
+                timeout=state.timeout(),
+                source=None if tcp else (outgoing, self.factory.source_port()),
+                new_port=self.factory.source_port,
+                merge_key=(name.to_text().lower(), qtype, server)
+                if defenses.merge_duplicates and not tcp
+                else None,
+            )
+            result = yield exchange
+            now = self.clock.monotonic()
+            if query.log.unwanted:
+                self.count("unwanted_replies", query.log.unwanted)
+                self.count("near_misses", query.log.near_misses)
+                self.count("case_mismatches", query.log.wrong_case)
+                if self.infra.count_unwanted(zone, query.log.unwanted, now):
+                    self.count("spoof_alarms")
+            if result.wire is None:
+                self.infra.record_timeout(server)
+                self.count("timeouts")
+                if query.log.wrong_case and not query.log.wrong_id and not tcp:
+                    state.no_caps = True  # replies came, but never with our case
+                    continue
+                budget.trace.append(TraceEvent(server, question, f"no reply ({result.error})"))
+                return None
+            self.infra.record_rtt(server, result.rtt)
+            if query.log.near_misses and defenses.nearmiss_tcp and not tcp:
+                budget.trace.append(
+                    TraceEvent(
+                        server, question, f"{query.log.near_misses} near misses: retry over TCP"
+                    )
+                )
+                self.count("nearmiss_tcp_retries")
+                tcp = True
+                continue
+            try:
+                reply = dns.message.from_wire(result.wire)
+            except Exception as error:
+                budget.trace.append(TraceEvent(server, question, f"unparsable reply: {error}"))
+                return None
+            if tcp and not self._tcp_reply_matches(reply, query, state):
+                budget.trace.append(TraceEvent(server, question, "TCP reply to another question"))
+                return None
+            query.accepted(result.wire)
+            if query.log.server_cookie is not None:
+                state.server_cookie = query.log.server_cookie
+            if reply.flags & dns.flags.TC and not tcp:
+                budget.trace.append(TraceEvent(server, question, "truncated: retry over TCP"))
+                tcp = True
+                continue
+            if reply.rcode() in (dns.rcode.FORMERR, dns.rcode.NOTIMP) and not state.no_edns:
+                state.no_edns = True
+                continue
+            scrubbed = scrub(reply, name, qtype, zone, bailiwick=defenses.bailiwick)
+            if scrubbed.dropped:
+                self.count("scrubbed_records", len(scrubbed.dropped))
+            budget.trace.append(TraceEvent(server, question, _describe(scrubbed), scrubbed.dropped))
+            return scrubbed
+        return None
+
+    def _tcp_reply_matches(
+        self, reply: dns.message.Message, query: OutgoingQuery, state: object
+    ) -> bool:
+        if reply.id != query.txid or len(reply.question) != 1:
+            return False
+        question = reply.question[0]
+        if question.name != query.sent_name or question.rdtype != query.qtype:
+            return False
+        if query.exact_case and question.name.to_wire() != query.sent_name.to_wire():
+            self.infra.state(query.server).no_caps = True  # TCP cannot be forged off-path
+        return True
+
+    def _ask_forwarders(
+        self,
+        name: dns.name.Name,
+        qtype: int,
+        forward: tuple[dns.name.Name, list[Address]],
+        budget: Budget,
+    ) -> Generator[Exchange, ExchangeResult, Scrubbed]:
+        zone, servers = forward
+        tried: set[Address] = set()
+        while True:
+            server = self.infra.choose(servers, zone, self.clock.monotonic(), tried)
+            if server is None:
+                raise Failure(Ede.NO_REACHABLE_AUTHORITY, f"no forwarder for {zone} answered")
+            tried.add(server)
+            scrubbed = yield from self._ask(
+                server, name, qtype, zone, budget, recursion_desired=True
+            )
+            if scrubbed is None or scrubbed.kind in (
+                ReplyKind.LAME,
+                ReplyKind.ERROR,
+                ReplyKind.REFERRAL,
+            ):
+                continue
+            self._store(scrubbed, name, qtype)
+            return scrubbed
+
+    # -- the cache ------------------------------------------------------------------------
+
+    def _store(self, scrubbed: Scrubbed, name: dns.name.Name, qtype: int) -> None:
+        for rrset, rank in scrubbed.to_cache:
+            self.cache.put(rrset, rank)
+        rank = Rank.AUTHORITY_AUTH if scrubbed.authoritative else Rank.AUTHORITY_NONAUTH
+        if scrubbed.kind is ReplyKind.NXDOMAIN:
+            self.cache.put_negative(scrubbed.final_name, None, scrubbed.soa, rank)
+        elif scrubbed.kind is ReplyKind.NODATA and scrubbed.soa is not None:
+            self.cache.put_negative(scrubbed.final_name, qtype, scrubbed.soa, rank)
+
+
+def _describe(scrubbed: Scrubbed) -> str:
+    kind = scrubbed.kind
+    if kind is ReplyKind.REFERRAL:
+        assert scrubbed.ns is not None
+        names = ", ".join(str(r.target) for r in scrubbed.ns)  # type: ignore[attr-defined]
+        return f"referral to {scrubbed.referral_zone} ({names}; {len(scrubbed.glue)} glue)"
+    if kind in (ReplyKind.ANSWER, ReplyKind.CNAME):
+        return f"{kind.value}: " + "; ".join(
+            f"{r.name} {dns.rdatatype.to_text(r.rdtype)} {' '.join(x.to_text() for x in r)}"
+            for r in scrubbed.answer
+        )
+    if kind in (ReplyKind.LAME, ReplyKind.ERROR):
+        return f"{kind.value}: {scrubbed.reason}"
+    return kind.value

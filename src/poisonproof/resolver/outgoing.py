@@ -1,0 +1,202 @@
+"""Upstream queries: what makes each one hard to forge, and what makes a reply acceptable.
+
+Owns: the transaction ID (CSPRNG, weak PRNG or sequence, per `Defenses.txid`), the
+source port (a fresh draw per query from the configured pool), 0x20 case randomization,
+EDNS0 (1232-byte buffer), client DNS cookies (RFC 7873/9018), and the acceptance test
+applied to every datagram that arrives for a query: right source address and port, right
+ID, right question with the exact case sent, right cookie. Datagrams that fail it are
+classified (unwanted / near miss) so the resolver can react.
+Must never: send or receive (the driver does), or interpret the reply's records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, field
+
+import dns.edns
+import dns.flags
+import dns.message
+import dns.name
+import dns.rdataclass
+
+from poisonproof.net.base import Address
+from poisonproof.resolver.defenses import EPHEMERAL_PORTS, Defenses, TxidStrategy
+
+EDNS_PAYLOAD = 1232
+COOKIE_OPTION = dns.edns.OptionType.COOKIE
+
+
+class Entropy:
+    """The random sources of one resolver: `secure` for IDs/ports/case (a CSPRNG on the
+    real network, seeded in simulation) and `weak` for what pre-2008 resolvers used."""
+
+    def __init__(self, secure: random.Random, weak: random.Random | None = None) -> None:
+        self.secure = secure
+        self.weak = weak if weak is not None else random.Random(secure.getrandbits(64))
+
+
+class QueryFactory:
+    """Makes upstream queries according to `Defenses`."""
+
+    def __init__(self, defenses: Defenses, entropy: Entropy) -> None:
+        self.defenses = defenses
+        self.entropy = entropy
+        self._sequence = entropy.weak.getrandbits(16)
+        low, high = EPHEMERAL_PORTS
+        if defenses.port_pool == 0:
+            self._pool: list[int] | None = None
+        elif defenses.port_pool == 1 and defenses.fixed_port:
+            self._pool = [defenses.fixed_port]
+        else:
+            self._pool = entropy.secure.sample(range(low, high + 1), defenses.port_pool)
+        self._cookie_secret = entropy.secure.getrandbits(128).to_bytes(16, "big")
+
+    def txid(self) -> int:
+        strategy = self.defenses.txid
+        if strategy is TxidStrategy.CSPRNG:
+            return self.entropy.secure.getrandbits(16)
+        if strategy is TxidStrategy.RANDOM16:
+            return self.entropy.weak.getrandbits(16)
+        self._sequence = (self._sequence + 1) & 0xFFFF
+        return self._sequence
+
+    def source_port(self) -> int:
+        if self._pool is None:
+            low, high = EPHEMERAL_PORTS
+            return self.entropy.secure.randint(low, high)
+        return self._pool[self.entropy.secure.randrange(len(self._pool))]
+
+    def randomize_case(self, name: dns.name.Name) -> dns.name.Name:
+        rng = self.entropy.secure
+        labels = []
+        for label in name.labels:
+            bits = rng.getrandbits(max(1, len(label)))
+            labels.append(
+                bytes(
+                    (c ^ 0x20) if (0x61 <= (c | 0x20) <= 0x7A and (bits >> i) & 1) else c
+                    for i, c in enumerate(label)
+                )
+            )
+        return dns.name.Name(labels)
+
+    def client_cookie(self, server: Address) -> bytes:
+        """RFC 9018-style: a stable per-server client cookie from our secret."""
+        digest = hashlib.blake2b(
+            f"{server[0]}#{server[1]}".encode(), key=self._cookie_secret, digest_size=8
+        )
+        return digest.digest()
+
+    def make(
+        self,
+        qname: dns.name.Name,
+        qtype: int,
+        server: Address,
+        *,
+        use_0x20: bool,
+        use_edns: bool = True,
+        server_cookie: bytes | None = None,
+        dnssec_ok: bool = False,
+        recursion_desired: bool = False,
+    ) -> OutgoingQuery:
+        sent_name = self.randomize_case(qname) if use_0x20 else qname
+        query = dns.message.make_query(sent_name, qtype, dns.rdataclass.IN)
+        if not recursion_desired:
+            query.flags &= ~dns.flags.RD
+        query.id = self.txid()
+        cookie = None
+        if use_edns:
+            options: list[dns.edns.Option] = []
+            if self.defenses.cookies:
+                cookie = self.client_cookie(server)
+                options.append(dns.edns.CookieOption(cookie, server_cookie or b""))
+            query.use_edns(0, dns.flags.DO if dnssec_ok else 0, EDNS_PAYLOAD, options=options)
+        return OutgoingQuery(
+            wire=query.to_wire(),
+            txid=query.id,
+            server=server,
+            sent_name=sent_name,
+            qtype=qtype,
+            client_cookie=cookie,
+            exact_case=use_0x20,
+        )
+
+
+@dataclass
+class MatchLog:
+    """What arrived for one query besides the accepted reply."""
+
+    wrong_source: int = 0
+    wrong_id: int = 0
+    wrong_question: int = 0
+    wrong_case: int = 0
+    bad_cookie: int = 0
+    malformed: int = 0
+    server_cookie: bytes | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def near_misses(self) -> int:
+        """Replies from the right server that failed only on ID, case or cookie."""
+        return self.wrong_id + self.wrong_case + self.bad_cookie
+
+    @property
+    def unwanted(self) -> int:
+        return self.wrong_source + self.near_misses + self.wrong_question + self.malformed
+
+
+@dataclass
+class OutgoingQuery:
+    wire: bytes
+    txid: int
+    server: Address
+    sent_name: dns.name.Name
+    qtype: int
+    client_cookie: bytes | None
+    exact_case: bool
+    log: MatchLog = field(default_factory=MatchLog)
+    require_cookie: bool = False
+    """The server has sent us cookies before: a reply without our cookie is forged."""
+
+    def check(self, data: bytes, sender: Address) -> str | None:
+        """The acceptance test for one datagram: None accepts it, else why not (pure)."""
+        if sender != self.server:
+            return "wrong_source"
+        if len(data) < 12 or not data[2] & 0x80:
+            return "malformed"
+        if int.from_bytes(data[:2], "big") != self.txid:
+            return "wrong_id"
+        try:
+            reply = dns.message.from_wire(data)
+        except Exception:
+            return "malformed"
+        if len(reply.question) != 1:
+            return "wrong_question"
+        question = reply.question[0]
+        if question.name != self.sent_name or question.rdtype != self.qtype:
+            return "wrong_question"
+        if self.exact_case and question.name.to_wire() != self.sent_name.to_wire():
+            return "wrong_case"
+        if self.client_cookie is None:
+            return None
+        cookie = next((o for o in reply.options if o.otype == COOKIE_OPTION), None)
+        if cookie is None:
+            return "bad_cookie" if self.require_cookie else None
+        if cookie.client != self.client_cookie:  # type: ignore[attr-defined]
+            return "bad_cookie"
+        return None
+
+    def reject(self, reason: str) -> None:
+        """Count a datagram that arrived for this query and was not its reply."""
+        setattr(self.log, reason, getattr(self.log, reason) + 1)
+
+    def accepted(self, data: bytes) -> None:
+        """Learn from the accepted reply (the server's cookie)."""
+        try:
+            reply = dns.message.from_wire(data)
+        except Exception:
+            return
+        cookie = next((o for o in reply.options if o.otype == COOKIE_OPTION), None)
+        if cookie is not None and self.client_cookie is not None:
+            self.log.server_cookie = cookie.server or None  # type: ignore[attr-defined]

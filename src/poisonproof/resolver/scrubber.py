@@ -1,0 +1,331 @@
+"""Classifying an upstream reply and scrubbing what may not be believed.
+
+Owns: deciding what a reply is (answer, CNAME/DNAME step, NXDOMAIN, NODATA, referral,
+lame, error) for the question asked of a server authoritative for `zone`, and which of its
+RRsets may enter the cache at which rank. With `Defenses.bailiwick` on it applies the
+rules that stop forged extra records (RFC 2181 §5.4.1, RFC 5452 §6): records outside the
+server's zone are dropped; a referral must point below the server's zone and above the
+name asked; only the answer chain of the question is kept from the answer section;
+glue is kept only for the name servers of the referral; authority and additional data
+of a positive answer are not needed and not cached. With it off (the 2008 preset) every
+record is believed, as old resolvers did.
+Must never: do I/O, touch the cache or check IDs and ports (that is `outgoing`).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+from poisonproof.resolver.cache import Rank
+
+MAX_CHAIN_IN_REPLY = 12
+
+
+class ReplyKind(enum.Enum):
+    ANSWER = "answer"
+    CNAME = "cname"
+    """The answer chain ends in a name this reply does not answer: restart with it."""
+    NXDOMAIN = "nxdomain"
+    NODATA = "nodata"
+    REFERRAL = "referral"
+    LAME = "lame"
+    """Not an answer from a server authoritative for the zone (upward referral, junk)."""
+    ERROR = "error"
+    """SERVFAIL, REFUSED, FORMERR, NOTIMP, ..."""
+
+
+@dataclass
+class Scrubbed:
+    kind: ReplyKind
+    rcode: int
+    authoritative: bool
+    answer: list[dns.rrset.RRset] = field(default_factory=list)
+    """The chain from the question name, in order (CNAMEs/DNAMEs then the final RRset)."""
+    final_name: dns.name.Name = dns.name.root
+    """The name the chain ends at (the question name when there is no CNAME)."""
+    soa: dns.rrset.RRset | None = None
+    referral_zone: dns.name.Name | None = None
+    ns: dns.rrset.RRset | None = None
+    glue: list[dns.rrset.RRset] = field(default_factory=list)
+    to_cache: list[tuple[dns.rrset.RRset, Rank]] = field(default_factory=list)
+    dropped: list[tuple[str, str]] = field(default_factory=list)
+    """(record text, reason) for every RRset the scrubber refused."""
+    reason: str = ""
+
+    def drop(self, rrset: dns.rrset.RRset, reason: str) -> None:
+        self.dropped.append((f"{rrset.name} {dns.rdatatype.to_text(rrset.rdtype)}", reason))
+
+
+def _in_bailiwick(name: dns.name.Name, zone: dns.name.Name) -> bool:
+    return name.is_subdomain(zone)
+
+
+def canonical(rrset: dns.rrset.RRset) -> dns.rrset.RRset:
+    """`rrset` with its owner and the names inside its rdata lowercased (RFC 4034 §6.2).
+
+    0x20 randomization puts random case into replies (and, through name compression,
+    into rdata names); the cache keeps and serves one canonical spelling.
+    """
+    out = dns.rrset.RRset(
+        rrset.name.canonicalize(), rrset.rdclass, rrset.rdtype, rrset.covers
+    )
+    for rdata in rrset:
+        wire = rdata.to_digestable()
+        out.add(dns.rdata.from_wire(rrset.rdclass, rrset.rdtype, wire, 0, len(wire)), rrset.ttl)
+    return out
+
+
+def _canonical_message(reply: dns.message.Message) -> dns.message.Message:
+    copy = dns.message.Message(id=reply.id)
+    copy.flags = reply.flags
+    copy.question = reply.question
+    copy.answer = [canonical(r) for r in reply.answer]
+    copy.authority = [canonical(r) for r in reply.authority]
+    copy.additional = [canonical(r) for r in reply.additional]
+    copy.set_rcode(reply.rcode())
+    return copy
+
+
+def scrub(
+    reply: dns.message.Message,
+    qname: dns.name.Name,
+    qtype: int,
+    zone: dns.name.Name,
+    *,
+    bailiwick: bool = True,
+) -> Scrubbed:
+    """Classify `reply` to the question (qname, qtype) asked of a server for `zone`."""
+    rcode = reply.rcode()
+    reply = _canonical_message(reply)
+    qname = qname.canonicalize()
+    aa = bool(reply.flags & dns.flags.AA)
+    out = Scrubbed(ReplyKind.ERROR, rcode, aa, final_name=qname)
+    if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+        out.reason = f"rcode {dns.rcode.to_text(rcode)}"
+        return out
+    answer_rank = Rank.ANSWER_AUTH if aa else Rank.ANSWER_NONAUTH
+    authority_rank = Rank.AUTHORITY_AUTH if aa else Rank.AUTHORITY_NONAUTH
+
+    # -- the answer chain --------------------------------------------------------------
+    used: set[int] = set()
+    current = qname
+    final: dns.rrset.RRset | None = None
+    for _ in range(MAX_CHAIN_IN_REPLY):
+        step = _find_step(reply.answer, current, qtype, used)
+        if step is None:
+            break
+        index, rrset = step
+        if bailiwick and not _in_bailiwick(rrset.name, zone):
+            break  # the rest of the chain must come from a server authoritative for it
+        used.add(index)
+        out.answer.append(rrset)
+        if rrset.rdtype == dns.rdatatype.CNAME:
+            current = rrset[0].target  # type: ignore[attr-defined]
+        elif rrset.rdtype == dns.rdatatype.DNAME:
+            rewritten = current
+            try:
+                current = rewritten.relativize(rrset.name).derelativize(rrset[0].target)  # type: ignore[attr-defined]
+            except dns.name.NameTooLong:
+                out.reason = "DNAME substitution too long"
+                return out
+            synthesized = dns.rrset.from_text(
+                rewritten, rrset.ttl, "IN", "CNAME", current.to_text()
+            )
+            out.answer.append(synthesized)
+            _skip_cname_for(reply.answer, synthesized.name, used)
+        else:
+            final = rrset
+            break
+    out.final_name = current
+    for index, rrset in enumerate(reply.answer):
+        if index in used:
+            out.to_cache.append((rrset, answer_rank))
+        elif bailiwick:
+            out.drop(rrset, "answer-section record not on the question's answer chain")
+        else:
+            out.to_cache.append((rrset, answer_rank))
+
+    # -- authority: SOA, NS ---------------------------------------------------------------
+    soa = next((r for r in reply.authority if r.rdtype == dns.rdatatype.SOA), None)
+    ns = next((r for r in reply.authority if r.rdtype == dns.rdatatype.NS), None)
+    if final is not None:
+        out.kind = ReplyKind.ANSWER
+        keep: tuple[dns.rrset.RRset, ...] = ()
+        if final.rdtype == dns.rdatatype.NS:
+            keep = _glue_for(out, reply, final, zone, bailiwick)
+        _leftovers(out, reply, bailiwick, authority_rank, keep=keep)
+        return out
+    if rcode == dns.rcode.NXDOMAIN:
+        return _negative(
+            out, reply, ReplyKind.NXDOMAIN, soa, current, zone, bailiwick, authority_rank
+        )
+    if soa is not None or (aa and ns is None):
+        if out.answer and soa is None:
+            out.kind = ReplyKind.CNAME
+            _leftovers(out, reply, bailiwick, authority_rank, keep=())
+            return out
+        return _negative(
+            out, reply, ReplyKind.NODATA, soa, current, zone, bailiwick, authority_rank
+        )
+    if ns is not None:
+        return _referral(out, reply, ns, current, zone, bailiwick, authority_rank)
+    if out.answer:
+        out.kind = ReplyKind.CNAME
+        _leftovers(out, reply, bailiwick, authority_rank, keep=())
+        return out
+    out.kind = ReplyKind.LAME
+    out.reason = "no answer, no SOA and no referral"
+    return out
+
+
+def _glue_for(
+    out: Scrubbed,
+    reply: dns.message.Message,
+    ns: dns.rrset.RRset,
+    zone: dns.name.Name,
+    bailiwick: bool,
+) -> tuple[dns.rrset.RRset, ...]:
+    """Addresses of the name servers in an NS answer (priming): kept as glue only."""
+    targets = {r.target for r in ns}  # type: ignore[attr-defined]
+    kept = []
+    for rrset in reply.additional:
+        if (
+            rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA)
+            and rrset.name in targets
+            and (not bailiwick or _in_bailiwick(rrset.name, zone))
+        ):
+            out.glue.append(rrset)
+            out.to_cache.append((rrset, Rank.GLUE))
+            kept.append(rrset)
+    return tuple(kept)
+
+
+def _find_step(
+    answer: list[dns.rrset.RRset], name: dns.name.Name, qtype: int, used: set[int]
+) -> tuple[int, dns.rrset.RRset] | None:
+    for index, rrset in enumerate(answer):
+        if index in used or rrset.rdclass != dns.rdataclass.IN:
+            continue
+        if rrset.name == name and (rrset.rdtype == qtype or qtype == dns.rdatatype.ANY):
+            return index, rrset
+    for index, rrset in enumerate(answer):
+        if index not in used and rrset.name == name and rrset.rdtype == dns.rdatatype.CNAME:
+            return index, rrset
+    for index, rrset in enumerate(answer):
+        if (
+            index not in used
+            and rrset.rdtype == dns.rdatatype.DNAME
+            and name.is_subdomain(rrset.name)
+            and name != rrset.name
+        ):
+            return index, rrset
+    return None
+
+
+def _skip_cname_for(answer: list[dns.rrset.RRset], name: dns.name.Name, used: set[int]) -> None:
+    """The server's own synthesized CNAME is replaced by ours; mark it consumed."""
+    for index, rrset in enumerate(answer):
+        if rrset.name == name and rrset.rdtype == dns.rdatatype.CNAME:
+            used.add(index)
+
+
+def _leftovers(
+    out: Scrubbed,
+    reply: dns.message.Message,
+    bailiwick: bool,
+    authority_rank: Rank,
+    keep: tuple[dns.rrset.RRset, ...],
+) -> None:
+    """Authority and additional records not otherwise used: dropped, or (2008) believed."""
+    for rrset in reply.authority:
+        if any(rrset is k for k in keep):
+            continue
+        if bailiwick:
+            out.drop(rrset, "authority-section record not needed for this reply")
+        else:
+            out.to_cache.append((rrset, authority_rank))
+    for rrset in reply.additional:
+        if any(rrset is k for k in keep):
+            continue
+        if bailiwick:
+            out.drop(rrset, "additional-section record not needed for this reply")
+        else:
+            out.to_cache.append((rrset, Rank.GLUE))
+
+
+def _negative(
+    out: Scrubbed,
+    reply: dns.message.Message,
+    kind: ReplyKind,
+    soa: dns.rrset.RRset | None,
+    name: dns.name.Name,
+    zone: dns.name.Name,
+    bailiwick: bool,
+    authority_rank: Rank,
+) -> Scrubbed:
+    if (
+        soa is not None
+        and bailiwick
+        and not (_in_bailiwick(soa.name, zone) and name.is_subdomain(soa.name))
+    ):
+        out.drop(soa, f"SOA of {soa.name} cannot deny {name} from a server for {zone}")
+        soa = None
+        if kind is ReplyKind.NXDOMAIN or not out.answer:
+            out.kind = ReplyKind.LAME
+            out.reason = "negative answer with a foreign SOA"
+            _leftovers(out, reply, bailiwick, authority_rank, keep=())
+            return out
+    out.kind = kind
+    out.soa = soa
+    _leftovers(out, reply, bailiwick, authority_rank, keep=(soa,) if soa is not None else ())
+    return out
+
+
+def _referral(
+    out: Scrubbed,
+    reply: dns.message.Message,
+    ns: dns.rrset.RRset,
+    name: dns.name.Name,
+    zone: dns.name.Name,
+    bailiwick: bool,
+    authority_rank: Rank,
+) -> Scrubbed:
+    cut = ns.name
+    if bailiwick and not (cut != zone and cut.is_subdomain(zone) and name.is_subdomain(cut)):
+        out.drop(ns, f"referral to {cut} is not below {zone} and above {name}")
+        out.kind = ReplyKind.LAME
+        out.reason = f"referral to {cut} from a server for {zone}"
+        _leftovers(out, reply, bailiwick, authority_rank, keep=())
+        return out
+    out.kind = ReplyKind.REFERRAL
+    out.referral_zone = cut
+    out.ns = ns
+    out.to_cache.append((ns, Rank.AUTHORITY_NONAUTH))
+    targets = {r.target for r in ns}  # type: ignore[attr-defined]
+    for rrset in reply.authority:
+        if rrset is ns:
+            continue
+        if bailiwick:
+            out.drop(rrset, "authority-section record beside a referral")
+        else:
+            out.to_cache.append((rrset, authority_rank))
+    for rrset in reply.additional:
+        is_glue = rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA) and rrset.name in targets
+        if bailiwick and not is_glue:
+            out.drop(rrset, "additional record that is not glue for the referral")
+        elif bailiwick and not _in_bailiwick(rrset.name, zone):
+            out.drop(rrset, f"glue for {rrset.name} is outside {zone}")
+        else:
+            out.glue.append(rrset)
+            out.to_cache.append((rrset, Rank.GLUE))
+    return out

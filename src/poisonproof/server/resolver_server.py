@@ -1,0 +1,93 @@
+"""The recursive resolver service: a `Frontend` and a `Resolver` on a `Network`.
+
+Owns: listening on UDP and TCP, merging identical client questions in flight into one
+resolution, driving resolutions with the `ExchangeDriver`, and answering in-flight
+queries before stopping.
+Must never: resolve (the resolver does) or parse queries (the frontend does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from poisonproof.net.base import DEFAULT_TCP_LIMITS, Address, Network, Service, TcpLimits, Via
+from poisonproof.resolver.frontend import Frontend, Question
+from poisonproof.resolver.iterator import Answer
+from poisonproof.server.driver import ExchangeDriver
+
+log = logging.getLogger("poisonproof.server")
+
+
+class ResolverServer:
+    def __init__(
+        self,
+        network: Network,
+        frontend: Frontend,
+        listen: list[Address],
+        tcp_limits: TcpLimits = DEFAULT_TCP_LIMITS,
+    ) -> None:
+        self.network = network
+        self.frontend = frontend
+        self.resolver = frontend.resolver
+        self.listen = list(listen)
+        self.tcp_limits = tcp_limits
+        self.driver = ExchangeDriver(network)
+        self.services: list[Service] = []
+        self._inflight: dict[tuple[object, ...], asyncio.Task[Answer]] = {}
+
+    @property
+    def addresses(self) -> list[Address]:
+        return [service.address for service in self.services[::2]]
+
+    def handle(
+        self, wire: bytes, peer: Address, via: Via
+    ) -> bytes | None | asyncio.Future[bytes | None]:
+        outcome = self.frontend.receive(wire, peer, via)
+        if not isinstance(outcome, Question):
+            return outcome
+        return asyncio.ensure_future(self._answer(outcome, via))
+
+    async def _answer(self, question: Question, via: Via) -> bytes | None:
+        answer = await self.resolve(question)
+        return self.frontend.render(question.query, answer, via)
+
+    async def resolve(self, question: Question) -> Answer:
+        merge = self.resolver.defenses.merge_duplicates
+        task = self._inflight.get(question.key) if merge else None
+        if task is None:
+            task = asyncio.ensure_future(
+                self.driver.run(self.resolver.resolve(question.qname, question.qtype))
+            )
+            if merge:
+                self._inflight[question.key] = task
+                task.add_done_callback(lambda _t, key=question.key: self._inflight.pop(key, None))
+        return await asyncio.shield(task)
+
+    async def start(self) -> None:
+        try:
+            for address in self.listen:
+                udp = await self.network.serve_udp(address, self.handle)
+                self.services.append(udp)
+                bound = (address[0], udp.address[1])
+                self.services.append(
+                    await self.network.serve_tcp(bound, self.handle, self.tcp_limits)
+                )
+        except OSError as error:
+            await self.stop(quiet=True)
+            raise OSError(
+                error.errno, f"cannot listen on {address[0]}#{address[1]}: {error.strerror}"
+            ) from None
+        where = " ".join(f"{a[0]}#{a[1]}" for a in self.addresses)
+        log.info(
+            "ready: resolving on %s (udp+tcp), defenses: %s",
+            where,
+            self.resolver.defenses.describe(),
+        )
+
+    async def stop(self, quiet: bool = False) -> None:
+        for service in self.services:
+            await service.close()  # a UDP service first answers what is in flight
+        self.services.clear()
+        if not quiet:
+            log.info("stopped after %d client queries", self.frontend.stats.get("queries", 0))
