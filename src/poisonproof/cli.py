@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 from pathlib import Path
@@ -24,7 +25,11 @@ from poisonproof.logsetup import configure
 from poisonproof.net.address import parse_address
 from poisonproof.net.base import Address, TcpLimits
 from poisonproof.net.real import RealNetwork, run
+from poisonproof.resolver.iterator import TraceEvent
 from poisonproof.server.auth_server import AuthServer
+from poisonproof.server.driver import ExchangeDriver
+from poisonproof.server.resolver_server import ResolverServer
+from poisonproof.server.settings import Settings, SettingsError
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -49,7 +54,9 @@ def _addresses(specs: list[str]) -> list[Address]:
         raise _fail(f"--listen {error}") from None
 
 
-async def _serve_until_signalled(server: AuthServer, ready_file: Path | None) -> None:
+async def _serve_until_signalled(
+    server: AuthServer | ResolverServer, ready_file: Path | None
+) -> None:
     await server.start()
     if ready_file is not None:
         ready_file.write_text("\n".join(f"{a[0]} {a[1]}" for a in server.addresses[::2]) + "\n")
@@ -60,6 +67,8 @@ async def _serve_until_signalled(server: AuthServer, ready_file: Path | None) ->
     reloads: set[asyncio.Task[bool]] = set()
 
     def reload() -> None:
+        if not isinstance(server, AuthServer):
+            return  # the resolver has nothing to reload yet
         task = asyncio.create_task(server.reload())
         reloads.add(task)
         task.add_done_callback(reloads.discard)
@@ -167,6 +176,155 @@ def zone_sign(
     for record in result.ds_records:
         print(f"  {record}")
     print(f"key tags: KSK {result.key_tags['ksk']}, ZSK {result.key_tags['zsk']}")
+
+
+Switch = Annotated[str | None, typer.Option(help="on or off")]
+
+
+def _resolver_settings(config: Path | None, **flags: object) -> Settings:
+    try:
+        return Settings.load(config, flags)
+    except SettingsError as error:
+        raise _fail(str(error)) from None
+
+
+@app.command()
+def serve(
+    listen: Annotated[
+        list[str], typer.Option("--listen", "-l", help="IP:PORT or [IPv6]:PORT; repeatable.")
+    ] = [],  # noqa: B006
+    config: Annotated[Path | None, typer.Option(help="TOML file with the same keys.")] = None,
+    root_hints: Annotated[str | None, typer.Option(help="Root hints zone file (labs).")] = None,
+    defenses: Annotated[
+        str | None, typer.Option(help="Defense preset (default, 2008, no-...).")
+    ] = None,
+    outgoing_address: Annotated[
+        list[str], typer.Option(help="Source IP of upstream queries.")
+    ] = [],  # noqa: B006
+    forward: Annotated[list[str], typer.Option(help="IP[,IP] or ZONE=IP[,IP]; repeatable.")] = [],  # noqa: B006
+    trust_anchor_file: Annotated[str | None, typer.Option(help="DNSSEC trust anchor.")] = None,
+    insecure: Annotated[list[str], typer.Option(help="Domain not validated.")] = [],  # noqa: B006
+    qname_minimisation: Switch = None,
+    ipv4: Switch = None,
+    ipv6: Switch = None,
+    harden_glue: Switch = None,
+    query_localhost: Annotated[
+        str | None, typer.Option(help="on: upstream servers on 127/8 may be asked (labs).")
+    ] = None,
+    min_ttl: Annotated[int | None, typer.Option(help="Lowest TTL kept in the cache.")] = None,
+    max_ttl: Annotated[int | None, typer.Option(help="Highest TTL kept in the cache.")] = None,
+    port_pool: Annotated[int | None, typer.Option(help="Source ports to use (0: all).")] = None,
+    upstream_port: Annotated[int | None, typer.Option(help="Port of upstream servers.")] = None,
+    allow: Annotated[list[str], typer.Option(help="Client CIDR allowed; repeatable.")] = [],  # noqa: B006
+    ready_file: Annotated[
+        Path | None, typer.Option(help="Write bound addresses when ready.")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run the recursive resolver. SIGTERM answers in-flight queries and exits 0."""
+    configure(verbose)
+    settings = _resolver_settings(
+        config,
+        listen=listen,
+        root_hints=root_hints,
+        defenses=defenses,
+        outgoing_address=outgoing_address,
+        forward=forward,
+        trust_anchor_file=trust_anchor_file,
+        insecure=insecure,
+        qname_minimisation=qname_minimisation,
+        ipv4=ipv4,
+        ipv6=ipv6,
+        harden_glue=harden_glue,
+        query_localhost=query_localhost,
+        min_ttl=min_ttl,
+        max_ttl=max_ttl,
+        port_pool=port_pool,
+        upstream_port=upstream_port,
+        allow=allow,
+    )
+    network = RealNetwork()
+    try:
+        frontend = settings.build(network.clock)
+        server = ResolverServer(network, frontend, settings.listen_addresses())
+    except SettingsError as error:
+        raise _fail(str(error)) from None
+    try:
+        run(_serve_until_signalled(server, ready_file))
+    except OSError as error:
+        raise _fail(str(error.strerror or error)) from None
+
+
+@app.command()
+def resolve(
+    name: Annotated[str, typer.Argument(help="The name to resolve.")],
+    rdtype: Annotated[str, typer.Argument(metavar="TYPE", help="Record type.")] = "A",
+    root_hints: Annotated[str | None, typer.Option(help="Root hints zone file (labs).")] = None,
+    defenses: Annotated[str | None, typer.Option(help="Defense preset.")] = None,
+    query_localhost: Switch = None,
+    upstream_port: Annotated[int | None, typer.Option(help="Port of upstream servers.")] = None,
+    qname_minimisation: Switch = None,
+    config: Annotated[Path | None, typer.Option(help="TOML file with serve's keys.")] = None,
+    trace: Annotated[bool, typer.Option(help="Print every upstream exchange.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Resolve one name iteratively from the root and print the answer (like dig +trace)."""
+    import dns.name
+    import dns.rcode
+    import dns.rdatatype
+
+    settings = _resolver_settings(
+        config,
+        root_hints=root_hints,
+        defenses=defenses,
+        query_localhost=query_localhost,
+        upstream_port=upstream_port,
+        qname_minimisation=qname_minimisation,
+    )
+    try:
+        qname = dns.name.from_text(name)
+        qtype = dns.rdatatype.from_text(rdtype)
+    except Exception as error:
+        raise _fail(f"bad question {name} {rdtype}: {error}") from None
+    network = RealNetwork()
+    try:
+        frontend = settings.build(network.clock)
+    except SettingsError as error:
+        raise _fail(str(error)) from None
+    events: list[TraceEvent] = []
+    driver = ExchangeDriver(network)
+    answer = run(driver.run(frontend.resolver.resolve(qname, qtype, events)))
+    result = {
+        "question": f"{qname} {dns.rdatatype.to_text(qtype)}",
+        "rcode": dns.rcode.to_text(answer.rcode),
+        "answer": [line for r in answer.answer for line in r.to_text().splitlines()],
+        "authority": [line for r in answer.authority for line in r.to_text().splitlines()],
+        "ede": list(answer.ede) if answer.ede else None,
+        "upstream_queries": driver.sent,
+        "trace": [
+            {
+                "server": f"{e.server[0]}#{e.server[1]}" if e.server else None,
+                "question": e.question,
+                "outcome": e.outcome,
+                "scrubbed": [{"record": r, "reason": why} for r, why in e.dropped],
+            }
+            for e in events
+        ],
+    }
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    if trace:
+        for event in events:
+            print(event.to_text())
+        print()
+    print(
+        f";; {result['question']}: {result['rcode']}"
+        + (f" (EDE {answer.ede[0]}: {answer.ede[1]})" if answer.ede else "")
+    )
+    for line in result["answer"] + result["authority"]:
+        print(line)
+    print(f";; {driver.sent} upstream queries")
 
 
 @app.command()

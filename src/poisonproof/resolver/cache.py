@@ -151,8 +151,8 @@ class Cache:
     ) -> dns.rrset.RRset | None:
         """A copy of the cached RRset with its remaining TTL, if ranked at least `min_rank`."""
         entry = self._live((name, int(rdtype)))
-        if not isinstance(entry, _Entry) or entry.rank < min_rank:
-            return None
+        if not isinstance(entry, _Entry) or (self.ranked and entry.rank < min_rank):
+            return None  # unranked (pre-2008) caches answer from glue and additional data too
         out = entry.rrset.copy()
         out.ttl = max(0, int(entry.expires - self._now()))
         return out

@@ -156,6 +156,7 @@ class Resolver:
         self.factory = QueryFactory(defenses, entropy)
         self.infra = Infrastructure(entropy.secure, defenses.unwanted_threshold)
         self.stats: dict[str, int] = {}
+        self._loopback_skipped = False
 
     def count(self, what: str, n: int = 1) -> None:
         self.stats[what] = self.stats.get(what, 0) + n
@@ -289,7 +290,7 @@ class Resolver:
             now = self.clock.monotonic()
             server = self.infra.choose(candidates, zone, now, tried)
             if server is None:
-                raise Failure(Ede.NO_REACHABLE_AUTHORITY, f"no reachable server for {zone}")
+                raise Failure(Ede.NO_REACHABLE_AUTHORITY, self._unreachable(zone))
             tried.add(server)
             scrubbed = yield from self._ask(server, ask_name, ask_type, zone, budget)
             if scrubbed is None:
@@ -353,6 +354,12 @@ class Resolver:
                     return ns
         return hints.ns
 
+    def _unreachable(self, zone: dns.name.Name) -> str:
+        text = f"no reachable server for {zone}"
+        if not self.config.query_localhost and self._loopback_skipped:
+            text += " (its servers are on loopback: allow with query-localhost on)"
+        return text
+
     def _usable(self, servers: list[Address]) -> list[Address]:
         usable = []
         for address, port in servers:
@@ -362,6 +369,7 @@ class Resolver:
             if ip.version == 6 and not self.config.ipv6:
                 continue
             if ip.is_loopback and not self.config.query_localhost:
+                self._loopback_skipped = True
                 continue
             if ip.is_unspecified or ip.is_multicast:
                 continue

@@ -76,9 +76,7 @@ def canonical(rrset: dns.rrset.RRset) -> dns.rrset.RRset:
     0x20 randomization puts random case into replies (and, through name compression,
     into rdata names); the cache keeps and serves one canonical spelling.
     """
-    out = dns.rrset.RRset(
-        rrset.name.canonicalize(), rrset.rdclass, rrset.rdtype, rrset.covers
-    )
+    out = dns.rrset.RRset(rrset.name.canonicalize(), rrset.rdclass, rrset.rdtype, rrset.covers)
     for rdata in rrset:
         wire = rdata.to_digestable()
         out.add(dns.rdata.from_wire(rrset.rdclass, rrset.rdtype, wire, 0, len(wire)), rrset.ttl)
@@ -219,15 +217,15 @@ def _find_step(
         if rrset.name == name and (rrset.rdtype == qtype or qtype == dns.rdatatype.ANY):
             return index, rrset
     for index, rrset in enumerate(answer):
-        if index not in used and rrset.name == name and rrset.rdtype == dns.rdatatype.CNAME:
-            return index, rrset
-    for index, rrset in enumerate(answer):
         if (
             index not in used
             and rrset.rdtype == dns.rdatatype.DNAME
             and name.is_subdomain(rrset.name)
             and name != rrset.name
         ):
+            return index, rrset
+    for index, rrset in enumerate(answer):
+        if index not in used and rrset.name == name and rrset.rdtype == dns.rdatatype.CNAME:
             return index, rrset
     return None
 

@@ -40,8 +40,8 @@ class AuthServer:
 
     @property
     def addresses(self) -> list[Address]:
-        """The bound addresses (ports resolved when 0 was asked), UDP first per listen."""
-        return [service.address for service in self.services]
+        """The bound addresses (ports resolved when 0 was asked), one per listen."""
+        return [service.address for service in self.services[::2]]
 
     async def start(self) -> None:
         try:
@@ -58,7 +58,7 @@ class AuthServer:
                 error.errno, f"cannot listen on {address[0]}#{address[1]}: {error.strerror}"
             ) from None
         zones = ", ".join(str(z.origin) for z in self.engine.zones)
-        where = " ".join(f"{a[0]}#{a[1]}" for a in self.addresses[::2])
+        where = " ".join(f"{a[0]}#{a[1]}" for a in self.addresses)
         log.info("started: serving %s on %s (udp+tcp)", zones, where)
 
     async def reload(self) -> bool:

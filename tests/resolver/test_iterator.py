@@ -1,0 +1,140 @@
+"""Iterative resolution by the sans-I/O core, against in-process authoritative engines."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import dns.rcode
+import dns.rdatatype
+
+from poisonproof.resolver.defenses import DEFAULT, PRE_2008
+from poisonproof.resolver.iterator import ResolverConfig
+from tests.resolver.inprocess import texts
+
+PLAIN = dataclasses.replace(DEFAULT, qname_minimisation=False)
+
+
+def test_resolves_from_the_root_then_answers_from_cache(world):
+    resolver = world.resolver(PLAIN, "10.0.0.1")
+    answer = world.run(resolver, "www.victim.test")
+    assert answer.rcode == dns.rcode.NOERROR and not answer.from_cache
+    assert texts(answer) == ["www.victim.test. 300 IN A 192.0.2.80"]
+    servers = [server for server, _, _ in world.questions()]
+    assert servers == ["10.0.0.1", "10.0.0.1", "10.0.0.2", "10.0.0.3"]  # priming, then down
+    sent = len(world.exchanges)
+    world.clock.now += 100
+    again = world.run(resolver, "www.victim.test")
+    assert again.from_cache and len(world.exchanges) == sent
+    assert again.answer[0].ttl == 300 - 100  # TTL decreases in the cache (less the RTTs)
+    world.clock.now += 200
+    world.run(resolver, "www.victim.test")
+    assert len(world.exchanges) == sent + 1  # expired: asked again, straight at the zone
+
+
+def test_cname_chain_across_zones_and_dname(world):
+    resolver = world.resolver(PLAIN, "10.0.0.1")
+    answer = world.run(resolver, "far.victim.test")
+    assert texts(answer) == [
+        "far.victim.test. 300 IN CNAME www.glueless.test.",
+        "www.glueless.test. 120 IN A 198.51.100.9",
+    ]
+    dname = world.run(resolver, "www.old.victim.test")
+    assert [dns.rdatatype.to_text(r.rdtype) for r in dname.answer] == ["DNAME", "CNAME", "A"]
+
+
+def test_negative_answers_are_cached_with_soa(world):
+    resolver = world.resolver(PLAIN, "10.0.0.1")
+    nx = world.run(resolver, "nope.victim.test")
+    assert nx.rcode == dns.rcode.NXDOMAIN and nx.authority[0].rdtype == dns.rdatatype.SOA
+    nodata = world.run(resolver, "mail.victim.test", "AAAA")
+    assert nodata.rcode == dns.rcode.NOERROR and not nodata.answer and nodata.authority
+    sent = len(world.exchanges)
+    below = world.run(resolver, "deeper.nope.victim.test")  # RFC 8020: from the cache
+    assert below.rcode == dns.rcode.NXDOMAIN and len(world.exchanges) == sent
+    assert world.run(resolver, "mail.victim.test", "AAAA").from_cache
+
+
+def test_glueless_delegation_is_resolved(world):
+    resolver = world.resolver(PLAIN, "10.0.0.1")
+    answer = world.run(resolver, "www.glueless.test")
+    assert texts(answer) == ["www.glueless.test. 120 IN A 198.51.100.9"]
+    assert ("10.0.0.67", "www.glueless.test.", "A") in [
+        (s, n.lower(), t) for s, n, t in world.questions()
+    ]
+
+
+def test_mutually_glueless_delegations_fail_fast(world):
+    resolver = world.resolver(PLAIN, "10.0.0.1")
+    answer = world.run(resolver, "www.loop1.test")
+    assert answer.rcode == dns.rcode.SERVFAIL and answer.ede is not None
+    assert len(world.exchanges) < 20
+
+
+def test_nxns_referral_to_many_glueless_names_is_bounded(world):
+    resolver = world.resolver(PLAIN, "10.0.0.1")
+    answer = world.run(resolver, "x.many.test")
+    assert answer.rcode == dns.rcode.SERVFAIL
+    asked = {n.lower() for _, n, _ in world.questions() if "nowhere" in n.lower()}
+    assert len(asked) <= ResolverConfig().max_ns_names_per_referral
+    assert resolver.stats.get("ns_lookup_limit", 0) >= 1
+
+
+def test_cname_loop_is_servfail(world):
+    resolver = world.resolver(PLAIN, "10.0.0.1")
+    answer = world.run(resolver, "loopa.victim.test")
+    assert answer.rcode == dns.rcode.SERVFAIL and "loop" in answer.ede[1]
+
+
+def test_upstream_query_limit_gives_servfail_with_ede(world):
+    resolver = world.resolver(PLAIN, "10.0.0.1", config=ResolverConfig(max_upstream=2))
+    answer = world.run(resolver, "www.victim.test")
+    assert answer.rcode == dns.rcode.SERVFAIL
+    assert "upstream queries" in answer.ede[1]
+
+
+def test_qname_minimisation_hides_the_full_name_from_root_and_tld(world):
+    resolver = world.resolver(DEFAULT, "10.0.0.1")
+    answer = world.run(resolver, "a.b.c.victim.test")
+    assert texts(answer) == ["a.b.c.victim.test. 300 IN A 192.0.2.7"]
+    for server, name, _ in world.questions():
+        if server in ("10.0.0.1", "10.0.0.2"):
+            assert "a.b.c" not in name.lower()
+    # and without it, the root sees the whole name
+    world.exchanges.clear()
+    full = world.resolver(PRE_2008, "10.0.0.1")
+    world.run(full, "a.b.c.victim.test")
+    assert any("a.b.c" in n.lower() for s, n, _ in world.questions() if s == "10.0.0.1")
+
+
+def test_dead_server_times_out_and_is_avoided_next_time(world):
+    world.serve(
+        "10.0.0.4",
+        [
+            world.engines["10.0.0.3"]
+            .zones.find(__import__("dns.name").name.from_text("victim.test."))
+            .source
+        ],
+    )
+    world.down.add("10.0.0.3")
+    resolver = world.resolver(PLAIN, "10.0.0.1")
+    world.run(resolver, "www.victim.test")  # both NS names point at 10.0.0.3: all dead
+    assert resolver.stats.get("timeouts", 0) >= 1
+
+
+def test_truncated_reply_is_retried_over_tcp(world):
+    import dns.flags
+    import dns.message
+
+    def truncate(exchange, reply):
+        if exchange.tcp or reply is None or exchange.query.server[0] != "10.0.0.3":
+            return reply
+        message = dns.message.from_wire(reply)
+        message.answer = []
+        message.flags |= dns.flags.TC
+        return message.to_wire()
+
+    world.tamper = truncate
+    resolver = world.resolver(PLAIN, "10.0.0.1")
+    answer = world.run(resolver, "www.victim.test")
+    assert texts(answer) == ["www.victim.test. 300 IN A 192.0.2.80"]
+    assert world.exchanges[-1].tcp
