@@ -152,7 +152,7 @@ class Resolver:
         self.hints = hints
         self.defenses = defenses
         self.config = config
-        self.cache = cache or Cache(clock, ranked=defenses.credibility)
+        self.cache = cache if cache is not None else Cache(clock, ranked=defenses.credibility)
         self.factory = QueryFactory(defenses, entropy)
         self.infra = Infrastructure(entropy.secure, defenses.unwanted_threshold)
         self.stats: dict[str, int] = {}

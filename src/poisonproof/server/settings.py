@@ -69,16 +69,20 @@ class Settings:
         for key, value in values.items():
             if key not in known:
                 raise SettingsError(f"unknown setting {key.replace('_', '-')!r}")
-            default = getattr(cls(), key)
-            if isinstance(default, list) and isinstance(value, str):
+            kind = str(known[key].type)
+            shown = key.replace("_", "-")
+            if kind.startswith("list") and isinstance(value, str):
                 values[key] = [value]
-            elif isinstance(default, bool) and isinstance(value, str):
+            elif kind.startswith("bool") and isinstance(value, str):
                 values[key] = _switch(key, value)
-            elif isinstance(default, int) and not isinstance(default, bool):
-                if not isinstance(value, int) or isinstance(value, bool):
-                    raise SettingsError(
-                        f"{key.replace('_', '-')}: expected a number, got {value!r}"
-                    )
+            elif kind.startswith("bool") and not isinstance(value, bool):
+                raise SettingsError(f"{shown}: expected on or off, got {value!r}")
+            elif kind.startswith("int") and (
+                not isinstance(value, int) or isinstance(value, bool)
+            ):
+                raise SettingsError(f"{shown}: expected a number, got {value!r}")
+            elif kind.startswith("str") and not isinstance(value, str):
+                raise SettingsError(f"{shown}: expected text, got {value!r}")
         return cls(**values)
 
     # -- building -----------------------------------------------------------------------
