@@ -8,6 +8,7 @@ Must never: contain DNS logic; every command calls into the packages below it.
 from __future__ import annotations
 
 import asyncio
+import errno
 import contextlib
 import json
 import logging
@@ -21,6 +22,7 @@ from rich.console import Console
 from poisonproof.auth.rrl import ResponseRateLimiter, RrlConfig
 from poisonproof.auth.signing import ALGORITHMS, sign_zone_file
 from poisonproof.auth.zones import ZoneError
+from poisonproof.lab.world_cli import world_app
 from poisonproof.logsetup import configure
 from poisonproof.net.address import parse_address
 from poisonproof.net.base import Address, TcpLimits
@@ -38,6 +40,9 @@ app = typer.Typer(
 )
 zone_app = typer.Typer(no_args_is_help=True, help="Zone tools: signing.")
 app.add_typer(zone_app, name="zone")
+lab_app = typer.Typer(no_args_is_help=True, help="The poisoning lab: worlds, attackers, trials.")
+app.add_typer(lab_app, name="lab")
+lab_app.add_typer(world_app, name="world")
 console = Console(stderr=True)
 log = logging.getLogger("poisonproof.cli")
 
@@ -45,6 +50,16 @@ log = logging.getLogger("poisonproof.cli")
 def _fail(message: str) -> typer.Exit:
     console.print(f"[bold red]error:[/] {message}", highlight=False)
     return typer.Exit(code=2)
+
+
+def _listen_error(error: OSError) -> str:
+    text = str(error.strerror or error)
+    if error.errno == errno.EACCES:
+        text += (
+            " (ports below 1024 need root or CAP_NET_BIND_SERVICE; unprivileged users can run"
+            " the lab inside a user+network namespace: unshare -rn, then ip link set lo up)"
+        )
+    return text
 
 
 def _addresses(specs: list[str]) -> list[Address]:
@@ -126,7 +141,7 @@ def auth(
     try:
         run(_serve_until_signalled(server, ready_file))
     except OSError as error:
-        raise _fail(str(error.strerror or error)) from None
+        raise _fail(_listen_error(error)) from None
 
 
 @zone_app.command("sign")
@@ -252,7 +267,7 @@ def serve(
     try:
         run(_serve_until_signalled(server, ready_file))
     except OSError as error:
-        raise _fail(str(error.strerror or error)) from None
+        raise _fail(_listen_error(error)) from None
 
 
 @app.command()

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
@@ -96,6 +96,16 @@ def _guarded(handler: MessageHandler, stats: NetworkStats) -> MessageHandler:
         return later(reply, data, peer, via)
 
     return call
+
+
+def _with_errno(error: OSError) -> OSError:
+    """uvloop raises a bind failure without errno, the real one attached as its cause."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.errno is not None:
+            return OSError(cause.errno, cause.strerror or str(cause))
+        cause = cause.__cause__ or cause.__context__
+    return error
 
 
 class _UdpServerProtocol(asyncio.DatagramProtocol):
@@ -332,11 +342,14 @@ class RealNetwork(Network):
 
     async def serve_udp(self, address: Address, handler: MessageHandler) -> UdpService:
         loop = asyncio.get_running_loop()
-        transport, protocol = await loop.create_datagram_endpoint(
-            lambda: _UdpServerProtocol(_guarded(handler, self.stats), self.stats),
-            local_addr=address,
-            family=_family(address[0]),
-        )
+        try:
+            transport, protocol = await loop.create_datagram_endpoint(
+                lambda: _UdpServerProtocol(_guarded(handler, self.stats), self.stats),
+                local_addr=address,
+                family=_family(address[0]),
+            )
+        except OSError as error:
+            raise _with_errno(error) from None
         return UdpService(transport, protocol)
 
     async def serve_tcp(

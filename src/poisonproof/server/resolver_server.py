@@ -76,7 +76,7 @@ class ResolverServer:
         except OSError as error:
             await self.stop(quiet=True)
             raise OSError(
-                error.errno, f"cannot listen on {address[0]}#{address[1]}: {error.strerror}"
+                error.errno, f"cannot listen on {address[0]}#{address[1]}: {error.strerror or error}"
             ) from None
         where = " ".join(f"{a[0]}#{a[1]}" for a in self.addresses)
         log.info(

@@ -1,0 +1,1 @@
+"""The poisoning lab: worlds, attackers, trials, theory, reports."""
