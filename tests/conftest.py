@@ -51,13 +51,13 @@ def zone_dir() -> Path:
 
 
 class AuthProcess:
-    """A `python -m poisonproof auth` child process, stopped with SIGTERM."""
+    """A `python -m poisonproof auth|serve` child process, stopped with SIGTERM."""
 
-    def __init__(self, args: list[str], ready: Path, log: Path) -> None:
+    def __init__(self, args: list[str], ready: Path, log: Path, command: str = "auth") -> None:
         self.log_path = log
         self._log = log.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "poisonproof", "auth", *args, "--ready-file", str(ready)],
+            [sys.executable, "-m", "poisonproof", command, *args, "--ready-file", str(ready)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
@@ -98,6 +98,28 @@ def start_auth(tmp_path: Path) -> Iterator:
     def start(*args: str) -> AuthProcess:
         n = len(started)
         proc = AuthProcess(list(args), tmp_path / f"ready{n}", tmp_path / f"auth{n}.log")
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+@pytest.fixture
+def start_resolver_process(tmp_path: Path) -> Iterator:
+    """Start `poisonproof serve` on a free loopback port with extra arguments."""
+    started: list[AuthProcess] = []
+
+    def start(*args: str) -> AuthProcess:
+        n = len(started)
+        port = free_port()
+        proc = AuthProcess(
+            ["--listen", f"127.0.0.1:{port}", *args],
+            tmp_path / f"resolver-ready{n}",
+            tmp_path / f"resolver{n}.log",
+            command="serve",
+        )
         started.append(proc)
         return proc
 

@@ -13,7 +13,7 @@ def test_flags_override_the_file(tmp_path):
     config = tmp_path / "resolver.toml"
     config.write_text(
         'listen = ["127.0.0.1:5399"]\ndefenses = "2008"\nqname-minimisation = "on"\n'
-        "min-ttl = 5\nallow = [\"10.0.0.0/8\"]\n"
+        'min-ttl = 5\nallow = ["10.0.0.0/8"]\n'
     )
     settings = Settings.load(config, {"defenses": "default", "port_pool": 16})
     assert settings.listen_addresses() == [("127.0.0.1", 5399)]
