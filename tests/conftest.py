@@ -128,6 +128,46 @@ def start_resolver_process(tmp_path: Path) -> Iterator:
         proc.stop()
 
 
+class WorldThread:
+    """The lab world served from a background thread's event loop, on one high port."""
+
+    def __init__(self) -> None:
+        import asyncio
+        import threading
+
+        from poisonproof.lab.world import start_world
+        from poisonproof.net.real import RealNetwork
+
+        self.port = free_port("127.0.0.2")
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        future = asyncio.run_coroutine_threadsafe(start_world(RealNetwork(), self.port), self._loop)
+        self.running = future.result(30)
+
+    def hints_file(self, directory: Path) -> Path:
+        path = directory / "root.hints"
+        path.write_text(self.running.root_hints_text())
+        return path
+
+    def query_counts(self) -> dict[str, int]:
+        return self.running.query_counts()
+
+    def stop(self) -> None:
+        import asyncio
+
+        asyncio.run_coroutine_threadsafe(self.running.stop(), self._loop).result(30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def world_thread() -> Iterator[WorldThread]:
+    world = WorldThread()
+    yield world
+    world.stop()
+
+
 @pytest.fixture
 def bank_server(start_auth, zone_dir: Path) -> AuthProcess:
     """Our server for the lab TLD and the victim zone on a free loopback port."""
