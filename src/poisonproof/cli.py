@@ -8,8 +8,8 @@ Must never: contain DNS logic; every command calls into the packages below it.
 from __future__ import annotations
 
 import asyncio
-import errno
 import contextlib
+import errno
 import json
 import logging
 import signal

@@ -56,7 +56,7 @@ HOST = "127.0.0.1"
 PORTS = {"ours": 5301, "unbound": 5302, "knot": 5303}
 RESOLVERS = tuple(PORTS)
 WORLD_PORT = 53  # resolvers follow referrals to port 53 only
-PARALLEL = 8  # questions in flight per resolver
+PARALLEL = 8  # questions in flight at once (each asked of all three resolvers)
 QUERY_TIMEOUT = 6.0  # seconds for one question (resolvers iterate from the root)
 CACHE_MAX_TTL = 86400  # ours and Unbound cap TTLs at one day; Knot's default is six
 
@@ -241,22 +241,21 @@ async def ask(port: int, qname: str, qtype: str) -> dict[str, Any]:
 
 
 async def ask_all(questions: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    """Each question of each resolver, PARALLEL per resolver at a time, in list order.
+    """Every question of every resolver, PARALLEL questions at a time, in list order.
 
-    The three resolvers walk the list side by side, so a question reaches each of them
-    at about the same moment: cached TTLs stay comparable.
+    A question goes to the three resolvers at the same moment, so their caches age
+    alike and the TTLs they answer with stay comparable.
     """
     results: list[dict[str, Any]] = [{"qname": qname, "qtype": qtype} for qname, qtype in questions]
-    limits = {name: asyncio.Semaphore(PARALLEL) for name in RESOLVERS}
+    limit = asyncio.Semaphore(PARALLEL)
 
-    async def one(index: int, name: str) -> None:
+    async def one(index: int) -> None:
         qname, qtype = questions[index]
-        async with limits[name]:
-            results[index][name] = await ask(PORTS[name], qname, qtype)
+        async with limit:
+            replies = await asyncio.gather(*(ask(PORTS[name], qname, qtype) for name in RESOLVERS))
+        results[index].update(zip(RESOLVERS, replies, strict=True))
 
-    await asyncio.gather(
-        *(one(index, name) for index in range(len(questions)) for name in RESOLVERS)
-    )
+    await asyncio.gather(*(one(index) for index in range(len(questions))))
     return results
 
 

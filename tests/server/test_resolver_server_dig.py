@@ -70,19 +70,19 @@ def test_answers_from_the_network_then_from_the_cache(resolver):
 
 
 def test_record_types_chains_and_negative_answers(resolver):
-    assert [l[4] for l in answer_lines(dig(resolver, "www.bank.example", "AAAA"))] == [
+    assert [row[4] for row in answer_lines(dig(resolver, "www.bank.example", "AAAA"))] == [
         "2001:db8::80"
     ]
-    mx = sorted(" ".join(l[4:]) for l in answer_lines(dig(resolver, "bank.example", "MX")))
+    mx = sorted(" ".join(row[4:]) for row in answer_lines(dig(resolver, "bank.example", "MX")))
     assert mx == ["10 mail.bank.example.", "20 mx1.mailhost.net."]
     chain = answer_lines(dig(resolver, "portal.bank.example", "A"))
-    assert [l[3] for l in chain] == ["CNAME", "CNAME", "A"] and chain[-1][4] == "192.0.2.80"
+    assert [row[3] for row in chain] == ["CNAME", "CNAME", "A"] and chain[-1][4] == "192.0.2.80"
     nx = dig(resolver, "x7f3.bank.example", "A")
     assert "status: NXDOMAIN" in nx and "SOA" in nx.split("AUTHORITY SECTION:")[1]
     nodata = dig(resolver, "mail.bank.example", "TXT")
     assert "status: NOERROR" in nodata and "ANSWER: 0" in nodata
     cross = answer_lines(dig(resolver, "online.bank.example", "A"))
-    assert [l[0] for l in cross][:2] == ["online.bank.example.", "bank.cdn.net."]
+    assert [row[0] for row in cross][:2] == ["online.bank.example.", "bank.cdn.net."]
 
 
 def test_clients_outside_the_acl_are_refused(start_resolver_process, world_thread, tmp_path):

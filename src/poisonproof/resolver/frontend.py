@@ -24,6 +24,7 @@ import dns.rdataclass
 import dns.rdatatype
 
 from poisonproof.net.base import Address, Via
+from poisonproof.resolver.answer_cache import AnswerCache
 from poisonproof.resolver.iterator import Answer, Ede, Resolver
 
 DEFAULT_ALLOW = ("127.0.0.0/8", "::1/128")
@@ -39,6 +40,7 @@ class Question:
     query: dns.message.Message
     qname: dns.name.Name
     qtype: int
+    wire: bytes
 
     @property
     def key(self) -> tuple[object, ...]:
@@ -47,24 +49,43 @@ class Question:
 
 
 class Frontend:
-    def __init__(self, resolver: Resolver, allow: tuple[str, ...] = DEFAULT_ALLOW) -> None:
+    def __init__(
+        self,
+        resolver: Resolver,
+        allow: tuple[str, ...] = DEFAULT_ALLOW,
+        *,
+        fast_path: bool = True,
+    ) -> None:
         self.resolver = resolver
         self.allow = [ipaddress.ip_network(cidr, strict=False) for cidr in allow]
         self.stats: dict[str, int] = {}
+        self.answers = AnswerCache(resolver.clock) if fast_path else None
+        self._allowed_memo: dict[str, bool] = {}
 
     def _count(self, what: str) -> None:
         self.stats[what] = self.stats.get(what, 0) + 1
 
     def allowed(self, peer: Address) -> bool:
-        try:
-            ip = ipaddress.ip_address(peer[0])
-        except ValueError:
-            return False
-        return any(ip in net for net in self.allow)
+        verdict = self._allowed_memo.get(peer[0])
+        if verdict is None:
+            try:
+                ip = ipaddress.ip_address(peer[0])
+                verdict = any(ip in net for net in self.allow)
+            except ValueError:
+                verdict = False
+            if len(self._allowed_memo) > 65_536:
+                self._allowed_memo.clear()
+            self._allowed_memo[peer[0]] = verdict
+        return verdict
 
     def receive(self, wire: bytes, peer: Address, via: Via) -> bytes | Question | None:
         """A reply now (bytes), silence (None), or a `Question` for the resolver."""
         self._count("queries")
+        if self.answers is not None and self.allowed(peer):
+            replay = self.answers.lookup(wire)
+            if replay is not None:
+                self._count("cache_hits")
+                return replay
         if len(wire) < 12 or wire[2] & 0x80:
             self._count("dropped")
             return None
@@ -97,14 +118,14 @@ class Frontend:
         cached = self.resolver.cached_answer(qname, qtype)
         if cached is not None:
             self._count("cache_hits")
-            return self.render(query, cached, via)
+            return self.render(query, cached, via, wire)
         if not query.flags & dns.flags.RD:
             self._count("refused_norec")
             return self._error(
                 query, dns.rcode.REFUSED, via, (Ede.OTHER, "not cached and recursion not desired")
             )
         self._count("cache_misses")
-        return Question(query, qname, qtype)
+        return Question(query, qname, qtype, wire)
 
     def _error(
         self,
@@ -115,7 +136,27 @@ class Frontend:
     ) -> bytes:
         return self.render(query, Answer(rcode, ede=ede), via)
 
-    def render(self, query: dns.message.Message, answer: Answer, via: Via) -> bytes:
+    def render(
+        self,
+        query: dns.message.Message,
+        answer: Answer,
+        via: Via,
+        raw_query: bytes | None = None,
+    ) -> bytes:
+        """The reply to `query`; with `raw_query`, also kept for the fast path."""
+        wire = self._render(query, answer, via)
+        if (
+            raw_query is not None
+            and self.answers is not None
+            and answer.ede is None
+            and answer.rcode in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN)
+            and (answer.answer or answer.authority)
+        ):
+            ttl = min(r.ttl for r in [*answer.answer, *answer.authority])
+            self.answers.store(raw_query, wire, ttl)
+        return wire
+
+    def _render(self, query: dns.message.Message, answer: Answer, via: Via) -> bytes:
         reply = dns.message.make_response(query, recursion_available=True, our_payload=UDP_PAYLOAD)
         reply.set_rcode(answer.rcode)
         qname = query.question[0].name if query.question else None

@@ -55,7 +55,8 @@ class AuthServer:
         except OSError as error:
             await self.stop(quiet=True)
             raise OSError(
-                error.errno, f"cannot listen on {address[0]}#{address[1]}: {error.strerror or error}"
+                error.errno,
+                f"cannot listen on {address[0]}#{address[1]}: {error.strerror or error}",
             ) from None
         zones = ", ".join(str(z.origin) for z in self.engine.zones)
         where = " ".join(f"{a[0]}#{a[1]}" for a in self.addresses)

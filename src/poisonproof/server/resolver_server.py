@@ -50,7 +50,7 @@ class ResolverServer:
 
     async def _answer(self, question: Question, via: Via) -> bytes | None:
         answer = await self.resolve(question)
-        return self.frontend.render(question.query, answer, via)
+        return self.frontend.render(question.query, answer, via, question.wire)
 
     async def resolve(self, question: Question) -> Answer:
         merge = self.resolver.defenses.merge_duplicates
@@ -76,7 +76,8 @@ class ResolverServer:
         except OSError as error:
             await self.stop(quiet=True)
             raise OSError(
-                error.errno, f"cannot listen on {address[0]}#{address[1]}: {error.strerror or error}"
+                error.errno,
+                f"cannot listen on {address[0]}#{address[1]}: {error.strerror or error}",
             ) from None
         where = " ".join(f"{a[0]}#{a[1]}" for a in self.addresses)
         log.info(

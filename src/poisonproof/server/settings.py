@@ -77,9 +77,7 @@ class Settings:
                 values[key] = _switch(key, value)
             elif kind.startswith("bool") and not isinstance(value, bool):
                 raise SettingsError(f"{shown}: expected on or off, got {value!r}")
-            elif kind.startswith("int") and (
-                not isinstance(value, int) or isinstance(value, bool)
-            ):
+            elif kind.startswith("int") and (not isinstance(value, int) or isinstance(value, bool)):
                 raise SettingsError(f"{shown}: expected a number, got {value!r}")
             elif kind.startswith("str") and not isinstance(value, str):
                 raise SettingsError(f"{shown}: expected text, got {value!r}")
