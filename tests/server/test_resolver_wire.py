@@ -144,3 +144,27 @@ def test_port_pool_of_16(start_resolver_process, probe, tmp_path):
     resolver = start_resolver(start_resolver_process, probe, tmp_path, "--port-pool", "16")
     ask_fresh_names(resolver, 300)
     assert len({port for port, _, _ in probe.seen}) == 16
+
+
+def burst(resolver, name: str, count: int) -> None:
+    """`count` identical queries, all sent before any answer is read."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(5)
+        for _ in range(count):
+            sock.sendto(dns.message.make_query(name, "A").to_wire(), (resolver.host, resolver.port))
+        for _ in range(count):
+            sock.recv(4096)
+
+
+def test_identical_questions_in_flight_are_merged(start_resolver_process, probe, tmp_path):
+    merged = start_resolver(start_resolver_process, probe, tmp_path, "--defenses", "default")
+    burst(merged, "birthday1x.", 50)
+    assert sum(1 for _, _, n in probe.seen if n.lower() == b"\x0abirthday1x\x00") == 1
+
+
+def test_without_merging_a_burst_is_a_birthday_attack_surface(
+    start_resolver_process, probe, tmp_path
+):
+    unmerged = start_resolver(start_resolver_process, probe, tmp_path, "--defenses", "no-merge")
+    burst(unmerged, "birthday2x.", 50)
+    assert sum(1 for _, _, n in probe.seen if n.lower() == b"\x0abirthday2x\x00") > 10

@@ -1,0 +1,82 @@
+"""Outgoing query rules: IDs, ports, 0x20 and the acceptance test."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import dns.message
+import dns.name
+
+from poisonproof.resolver.defenses import DEFAULT, PRE_2008, PRESETS, TxidStrategy, preset
+from poisonproof.resolver.outgoing import Entropy, QueryFactory
+
+SERVER = ("192.0.2.53", 53)
+NAME = dns.name.from_text("www.example.")
+
+
+def factory(defenses, seed=1) -> QueryFactory:
+    return QueryFactory(defenses, Entropy(random.Random(seed)))
+
+
+def test_sequential_ids_are_predictable_and_csprng_ones_are_not():
+    seq = factory(dataclasses.replace(DEFAULT, txid=TxidStrategy.SEQUENTIAL))
+    ids = [seq.txid() for _ in range(5)]
+    assert all((b - a) % 65536 == 1 for a, b in zip(ids, ids[1:], strict=False))
+    csprng = factory(DEFAULT)
+    assert len({csprng.txid() for _ in range(1000)}) > 980
+
+
+def test_port_pools():
+    full = factory(DEFAULT)
+    assert len({full.source_port() for _ in range(2000)}) > 1900
+    one = factory(PRE_2008)
+    assert len({one.source_port() for _ in range(100)}) == 1
+    fixed = factory(dataclasses.replace(PRE_2008, fixed_port=33333))
+    assert fixed.source_port() == 33333
+    sixteen = factory(dataclasses.replace(DEFAULT, port_pool=16))
+    assert len({sixteen.source_port() for _ in range(2000)}) == 16
+
+
+def test_0x20_keeps_the_name_and_randomizes_letters_only():
+    f = factory(DEFAULT)
+    name = dns.name.from_text("www-1.example.")
+    spelled = {f.randomize_case(name).to_text() for _ in range(200)}
+    assert all(s.lower() == "www-1.example." for s in spelled)
+    assert len(spelled) > 100
+
+
+def reply_to(query, *, txid=None, name=None) -> bytes:
+    message = dns.message.from_wire(query.wire)
+    reply = dns.message.make_response(message)
+    if txid is not None:
+        reply.id = txid
+    if name is not None:
+        reply.question[0].name = dns.name.from_text(name)
+    return reply.to_wire()
+
+
+def test_acceptance_test_verdicts():
+    f = factory(dataclasses.replace(DEFAULT, cookies=False))
+    query = f.make(NAME, 1, SERVER, use_0x20=True)
+    assert query.check(reply_to(query), SERVER) is None
+    assert query.check(reply_to(query), ("192.0.2.54", 53)) == "wrong_source"
+    assert query.check(reply_to(query), (SERVER[0], 5353)) == "wrong_source"
+    assert query.check(reply_to(query, txid=(query.txid + 1) % 65536), SERVER) == "wrong_id"
+    swapped = query.sent_name.to_text().swapcase()
+    if swapped != query.sent_name.to_text():
+        assert query.check(reply_to(query, name=swapped), SERVER) == "wrong_case"
+    assert query.check(reply_to(query, name="other.example."), SERVER) == "wrong_question"
+    assert query.check(b"\x00" * 3, SERVER) == "malformed"
+    query.reject("wrong_id")
+    assert query.log.near_misses == 1 and query.log.unwanted == 1
+
+
+def test_every_preset_builds_and_ablations_change_one_thing():
+    base = dataclasses.asdict(DEFAULT)
+    for name, defenses in PRESETS.items():
+        changed = {k for k, v in dataclasses.asdict(defenses).items() if v != base[k]}
+        if name.startswith("no-"):
+            assert len(changed) == 1, name
+        assert preset(name) is defenses
+    assert PRE_2008.describe().startswith("txid=random16")
