@@ -138,3 +138,22 @@ def test_truncated_reply_is_retried_over_tcp(world):
     answer = world.run(resolver, "www.victim.test")
     assert texts(answer) == ["www.victim.test. 300 IN A 192.0.2.80"]
     assert world.exchanges[-1].tcp
+
+
+def test_chain_that_ends_in_a_referral_restarts_at_its_target(world):
+    """The TLD answers jump.test with a CNAME into a zone it delegates, plus the referral."""
+    resolver = world.resolver(PLAIN, "10.0.0.1")
+    answer = world.run(resolver, "jump.test")
+    assert texts(answer) == [
+        "jump.test. 86400 IN CNAME www.victim.test.",
+        "www.victim.test. 300 IN A 192.0.2.80",
+    ]
+    assert world.questions()[-1][0] == "10.0.0.3"
+
+
+def test_asking_for_the_cname_itself(world):
+    resolver = world.resolver(PLAIN, "10.0.0.1")
+    answer = world.run(resolver, "alias.victim.test", "CNAME")
+    assert texts(answer) == ["alias.victim.test. 300 IN CNAME www.victim.test."]
+    assert not answer.authority
+    assert len([q for q in world.questions() if q[0] == "10.0.0.3"]) == 1

@@ -127,6 +127,9 @@ def scrub(
             break  # the rest of the chain must come from a server authoritative for it
         used.add(index)
         out.answer.append(rrset)
+        if rrset.rdtype == qtype or qtype == dns.rdatatype.ANY:
+            final = rrset
+            break
         if rrset.rdtype == dns.rdatatype.CNAME:
             current = rrset[0].target  # type: ignore[attr-defined]
         elif rrset.rdtype == dns.rdatatype.DNAME:
@@ -305,7 +308,9 @@ def _referral(
         out.reason = f"referral to {cut} from a server for {zone}"
         _leftovers(out, reply, bailiwick, authority_rank, keep=())
         return out
-    out.kind = ReplyKind.REFERRAL
+    # A chain that left the server's authority ends in a referral: restart at its target
+    # (the delegation is cached, so the restart goes straight to the new zone's servers).
+    out.kind = ReplyKind.CNAME if out.answer else ReplyKind.REFERRAL
     out.referral_zone = cut
     out.ns = ns
     out.to_cache.append((ns, Rank.AUTHORITY_NONAUTH))
