@@ -4,7 +4,8 @@ fresh network namespace.
 Usage (what tests/interop/test_resolver_comparison.py runs):
 
     unshare -rn -- python tests/interop/comparison_world.py --workdir DIR \
-        --unbound /usr/sbin/unbound --kresd /usr/sbin/kresd --ip /usr/sbin/ip [--limit N]
+        --unbound /usr/sbin/unbound --kresd /usr/sbin/kresd --ip /usr/sbin/ip \
+        [--unbound-checkconf PATH] [--limit N] [--parallel N]
 
 Inside the namespace it brings `lo` up, starts the lab world (`poisonproof.lab.world`,
 every 127.0.0.x server on port 53, in a child process of its own) and three recursive
@@ -16,8 +17,9 @@ resolvers on 127.0.0.1, each given only the world's root hints:
 
 then asks each of them every question of `lab_world().questions()` (RD=1, UDP, TCP when
 truncated, a few at a time) and prints one JSON object on stdout: per question each
-resolver's rcode, flags, answer and authority records (with TTLs), plus the logs of the
-resolvers. Judging the replies is the test's business, not this script's.
+resolver's rcode, flags, extended errors, answer and authority records (with TTLs),
+plus the logs of the world and the resolvers. Judging the replies is the test's
+business, not this script's.
 
 Everything it starts is stopped before it exits (SIGTERM, then SIGKILL); each child also
 gets SIGKILL if this helper dies (PR_SET_PDEATHSIG), and the namespace dies with it.
@@ -47,6 +49,7 @@ import dns.asyncquery
 import dns.exception
 import dns.flags
 import dns.message
+import dns.query
 import dns.rcode
 import dns.rdatatype
 
@@ -193,8 +196,6 @@ def answers_on(port: int) -> Callable[[], bool]:
     root zone: every resolver has to reach the world to answer it)."""
 
     def probe() -> bool:
-        import dns.query
-
         query = dns.message.make_query(".", "SOA")
         try:
             reply = dns.query.udp(query, HOST, timeout=1, port=port)
@@ -235,19 +236,20 @@ async def ask(port: int, qname: str, qtype: str) -> dict[str, Any]:
             flags=dns.flags.to_text(reply.flags).split(),
             answer=_records(reply.answer),
             authority=_records(reply.authority),
+            ede=[f"{e.code}: {e.text or ''}" for e in reply.extended_errors()],
         )
     result["ms"] = round((time.monotonic() - started) * 1000, 1)
     return result
 
 
-async def ask_all(questions: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    """Every question of every resolver, PARALLEL questions at a time, in list order.
+async def ask_all(questions: list[tuple[str, str]], parallel: int) -> list[dict[str, Any]]:
+    """Every question of every resolver, `parallel` questions at a time, in list order.
 
     A question goes to the three resolvers at the same moment, so their caches age
     alike and the TTLs they answer with stay comparable.
     """
     results: list[dict[str, Any]] = [{"qname": qname, "qtype": qtype} for qname, qtype in questions]
-    limit = asyncio.Semaphore(PARALLEL)
+    limit = asyncio.Semaphore(parallel)
 
     async def one(index: int) -> None:
         qname, qtype = questions[index]
@@ -289,6 +291,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if k != "SYSTEMD_INSTANCE"}
     children: list[Child] = []
     result: dict[str, Any] = {"questions": len(questions)}
+    started = time.monotonic()  # resolvers cache from their first answer on
     try:
         world_proc = Child(
             "world",
@@ -343,9 +346,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for child in (ours, unbound, knot):
             wait_until(child, answers_on(PORTS[child.name]), "answering `. SOA`")
 
-        started = time.monotonic()
-        result["results"] = asyncio.run(ask_all(questions))
-        result["seconds"] = round(time.monotonic() - started, 2)
+        asked = time.monotonic()
+        result["results"] = asyncio.run(ask_all(questions, args.parallel))
+        result["seconds"] = round(time.monotonic() - asked, 2)
+        result["cache_seconds"] = round(time.monotonic() - started, 2)
         for child in children:
             child.check_alive()
     finally:
@@ -364,6 +368,7 @@ def main() -> None:
     parser.add_argument("--kresd", default="kresd")
     parser.add_argument("--ip", default="ip")
     parser.add_argument("--limit", type=int, default=0, help="ask only the first N questions")
+    parser.add_argument("--parallel", type=int, default=PARALLEL, help="questions in flight")
     args = parser.parse_args()
 
     _check_private_namespace()
