@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import dns.name
 import dns.rcode
 import dns.rdatatype
 
@@ -157,3 +158,76 @@ def test_asking_for_the_cname_itself(world):
     assert texts(answer) == ["alias.victim.test. 300 IN CNAME www.victim.test."]
     assert not answer.authority
     assert len([q for q in world.questions() if q[0] == "10.0.0.3"]) == 1
+
+
+def test_lame_server_is_marked_and_the_other_one_used(world):
+    import dns.message
+    import dns.rrset
+
+    world.serve(
+        "10.0.0.5",
+        [world.engines["10.0.0.3"].zones.find(dns.name.from_text("victim.test.")).source],
+    )
+
+    def two_servers(exchange, reply):
+        message = dns.message.from_wire(reply) if reply else None
+        if exchange.query.server[0] == "10.0.0.2" and message is not None:
+            for rrset in message.additional:
+                if rrset.name.to_text().lower() == "ns2.victim.test.":
+                    message.additional = [
+                        dns.rrset.from_text("ns1.victim.test.", 300, "IN", "A", "10.0.0.4"),
+                        dns.rrset.from_text("ns2.victim.test.", 300, "IN", "A", "10.0.0.5"),
+                    ]
+            return message.to_wire()
+        return reply
+
+    # 10.0.0.4 serves only the TLD zone: asked about victim.test it refers upward (lame)
+    world.serve(
+        "10.0.0.4", [world.engines["10.0.0.2"].zones.find(dns.name.from_text("test.")).source]
+    )
+    world.tamper = two_servers
+    resolver = world.resolver(PLAIN, "10.0.0.1")
+    for i in range(6):
+        assert world.run(resolver, f"n{i}.victim.test").rcode == dns.rcode.NXDOMAIN
+    asked_lame = [q for q in world.questions() if q[0] == "10.0.0.4"]
+    assert len(asked_lame) == 1  # asked once (unknown servers are explored), then avoided
+    assert resolver.stats.get("lame", 0) == len(asked_lame)
+
+
+def test_formerr_to_edns_falls_back_to_plain_dns(world):
+    import dns.message
+    import dns.rcode as rcode
+
+    def no_edns(exchange, reply):
+        query = dns.message.from_wire(exchange.query.wire)
+        if exchange.query.server[0] == "10.0.0.3" and query.edns >= 0:
+            response = dns.message.make_response(query)
+            response.use_edns(False)
+            response.set_rcode(rcode.FORMERR)
+            return response.to_wire()
+        return reply
+
+    world.tamper = no_edns
+    resolver = world.resolver(PLAIN, "10.0.0.1")
+    assert texts(world.run(resolver, "www.victim.test")) == ["www.victim.test. 300 IN A 192.0.2.80"]
+    assert resolver.infra.state(("10.0.0.3", 53)).no_edns
+
+
+def test_forwarding_asks_the_forwarder_with_rd(world):
+    import dns.flags
+    import dns.message
+
+    config = ResolverConfig(
+        query_localhost=True,
+        forwarders=((dns.name.from_text("victim.test."), (("10.0.0.3", 53),)),),
+    )
+    resolver = world.resolver(PLAIN, "10.0.0.1", config=config)
+    assert texts(world.run(resolver, "www.victim.test")) == ["www.victim.test. 300 IN A 192.0.2.80"]
+    assert [q[0] for q in world.questions()] == ["10.0.0.3"]
+    assert dns.message.from_wire(world.exchanges[0].query.wire).flags & dns.flags.RD
+
+
+def test_ipv4_off_leaves_no_server_to_ask(world):
+    resolver = world.resolver(PLAIN, "10.0.0.1", config=ResolverConfig(ipv4=False))
+    answer = world.run(resolver, "www.victim.test")
+    assert answer.rcode == dns.rcode.SERVFAIL and not world.exchanges

@@ -38,6 +38,7 @@ class Probe:
         self.sock.bind((PROBE_IP, self.port))
         self.sock.settimeout(0.2)
         self.seen: list[tuple[int, int, bytes]] = []
+        self.sources: set[str] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
@@ -50,6 +51,7 @@ class Probe:
                 continue
             query = dns.message.from_wire(data)
             self.seen.append((peer[1], query.id, query.question[0].name.to_wire()))
+            self.sources.add(peer[0])
             reply = self.engine.handle(data, peer, Via.UDP)
             if reply is not None:
                 self.sock.sendto(reply, peer)
@@ -168,3 +170,13 @@ def test_without_merging_a_burst_is_a_birthday_attack_surface(
     unmerged = start_resolver(start_resolver_process, probe, tmp_path, "--defenses", "no-merge")
     burst(unmerged, "birthday2x.", 50)
     assert sum(1 for _, _, n in probe.seen if n.lower() == b"\x0abirthday2x\x00") > 10
+
+
+def test_outgoing_address_is_the_source_of_upstream_queries(
+    start_resolver_process, probe, tmp_path
+):
+    resolver = start_resolver(
+        start_resolver_process, probe, tmp_path, "--outgoing-address", "127.0.0.9"
+    )
+    ask_fresh_names(resolver, 3)
+    assert probe.sources == {"127.0.0.9"}
