@@ -19,11 +19,6 @@ the third party's own, documented behaviour.
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +32,7 @@ import pytest
 from poisonproof.auth.zones import ServedZone
 from poisonproof.lab.world import World, lab_world
 from tests.conftest import require_tool
+from tests.interop.namespace import run_json_in_namespace
 
 HELPER = Path(__file__).with_name("comparison_world.py")
 TIMEOUT = 110  # seconds for the whole run: start, ~1000 questions x 3 resolvers, stop
@@ -62,40 +58,18 @@ TTL_ALLOWED: dict[tuple[str, str], str] = {
 
 
 def run_comparison(tmp_path: Path) -> dict[str, Any]:
-    unshare = require_tool("unshare")
     ip = require_tool("ip")
     unbound = require_tool("unbound")
     checkconf = require_tool("unbound-checkconf")
     kresd = require_tool("kresd")
-    command = [
-        unshare, "-rn", "--",
-        sys.executable, str(HELPER),
+    args = [
         "--workdir", str(tmp_path),
         "--unbound", unbound,
         "--unbound-checkconf", checkconf,
         "--kresd", kresd,
         "--ip", ip,
     ]  # fmt: skip
-    proc = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group: killed as one below
-    )
-    try:
-        out, err = proc.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        pytest.fail(f"the comparison did not finish in {TIMEOUT}s\n{err[-5000:]}\n{out[-2000:]}")
-    finally:
-        if proc.poll() is None:  # e.g. KeyboardInterrupt while waiting
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    if proc.returncode != 0:
-        pytest.fail(f"the comparison failed (exit {proc.returncode})\n{err[-5000:]}")
-    return json.loads(out)
+    return run_json_in_namespace(HELPER, args, TIMEOUT, "the comparison")
 
 
 # -- what the zones say ------------------------------------------------------------------

@@ -9,11 +9,6 @@ the host's port 53 (perhaps a system Unbound) is never touched.
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -21,20 +16,18 @@ from typing import Any
 import pytest
 
 from tests.conftest import require_tool
+from tests.interop.namespace import run_json_in_namespace
 
 HELPER = Path(__file__).with_name("unbound_world.py")
 TIMEOUT = 45  # seconds for the whole world: start, resolve, dump, stop
 
 
 def run_world(tmp_path: Path, questions: list[tuple[str, str]]) -> dict[str, Any]:
-    unshare = require_tool("unshare")
     ip = require_tool("ip")
     unbound = require_tool("unbound")
     checkconf = require_tool("unbound-checkconf")
     control = require_tool("unbound-control")
-    command = [
-        unshare, "-rn", "--",
-        sys.executable, str(HELPER),
+    args = [
         "--workdir", str(tmp_path),
         "--unbound", unbound,
         "--unbound-checkconf", checkconf,
@@ -42,26 +35,7 @@ def run_world(tmp_path: Path, questions: list[tuple[str, str]]) -> dict[str, Any
         "--ip", ip,
         *(f"{name}/{rdtype}" for name, rdtype in questions),
     ]  # fmt: skip
-    proc = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group: killed as one below
-    )
-    try:
-        out, err = proc.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        pytest.fail(f"the Unbound world did not finish in {TIMEOUT}s\n{err}\n{out}")
-    finally:
-        if proc.poll() is None:  # e.g. KeyboardInterrupt while waiting
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    if proc.returncode != 0:
-        pytest.fail(f"the Unbound world failed (exit {proc.returncode})\n{err}\n{out}")
-    return json.loads(out)
+    return run_json_in_namespace(HELPER, args, TIMEOUT, "the Unbound world")
 
 
 def records(reply: dict[str, Any], section: str = "answer") -> list[tuple[str, str, str]]:

@@ -231,3 +231,20 @@ def test_ipv4_off_leaves_no_server_to_ask(world):
     resolver = world.resolver(PLAIN, "10.0.0.1", config=ResolverConfig(ipv4=False))
     answer = world.run(resolver, "www.victim.test")
     assert answer.rcode == dns.rcode.SERVFAIL and not world.exchanges
+
+
+def test_a_single_server_that_drops_one_query_is_asked_again(world):
+    dropped = []
+
+    def drop_first(exchange, reply):
+        if exchange.query.server[0] == "10.0.0.3" and not dropped:
+            dropped.append(exchange)
+            return None
+        return reply
+
+    world.tamper = drop_first
+    resolver = world.resolver(PLAIN, "10.0.0.1")
+    answer = world.run(resolver, "www.victim.test")
+    assert texts(answer) == ["www.victim.test. 300 IN A 192.0.2.80"]
+    retry = [ex for ex in world.exchanges if ex.query.server[0] == "10.0.0.3"]
+    assert len(retry) == 2 and retry[1].timeout > retry[0].timeout  # backed off

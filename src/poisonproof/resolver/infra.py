@@ -21,7 +21,7 @@ from poisonproof.net.base import Address
 log = logging.getLogger("poisonproof.resolver")
 
 INITIAL_TIMEOUT = 0.8
-MIN_TIMEOUT = 0.05
+MIN_TIMEOUT = 0.2
 MAX_TIMEOUT = 5.0
 LAME_FOR = 900.0
 ALARM_WINDOW = 60.0

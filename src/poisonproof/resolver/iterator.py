@@ -66,6 +66,8 @@ class ResolverConfig:
     max_restarts: int = 11
     max_depth: int = 5
     max_minimise_steps: int = 10
+    max_rounds: int = 3
+    """Times each server of a zone may be tried before the zone counts as unreachable."""
     time_budget: float = 12.0
 
 
@@ -276,6 +278,7 @@ class Resolver:
         minimise = self.defenses.qname_minimisation
         labels = len(zone.labels) + 1
         minimise_steps = 0
+        rounds = 1
         tried: set[Address] = set()
         while True:
             self._check_budget(budget)
@@ -289,6 +292,10 @@ class Resolver:
             candidates = yield from self._servers_for(zone, ns, budget, depth, tried)
             now = self.clock.monotonic()
             server = self.infra.choose(candidates, zone, now, tried)
+            if server is None and tried and rounds < self.config.max_rounds:
+                rounds += 1  # every server failed once: go round again, with longer timeouts
+                tried = set()
+                server = self.infra.choose(candidates, zone, now, tried)
             if server is None:
                 raise Failure(Ede.NO_REACHABLE_AUTHORITY, self._unreachable(zone))
             tried.add(server)
@@ -310,6 +317,7 @@ class Resolver:
                 zone, ns = scrubbed.referral_zone, scrubbed.ns
                 labels = len(zone.labels) + 1
                 tried = set()
+                rounds = 1
                 continue
             if ask_name != name:
                 if scrubbed.kind is ReplyKind.NXDOMAIN:

@@ -14,6 +14,7 @@ from poisonproof.auth.engine import AuthEngine
 from poisonproof.auth.rrl import ResponseRateLimiter
 from poisonproof.auth.zones import ZoneError, load_zones
 from poisonproof.net.base import DEFAULT_TCP_LIMITS, Address, Network, Service, TcpLimits
+from poisonproof.server.listeners import describe, start_listeners
 
 log = logging.getLogger("poisonproof.server")
 
@@ -44,23 +45,11 @@ class AuthServer:
         return [service.address for service in self.services[::2]]
 
     async def start(self) -> None:
-        try:
-            for address in self.listen:
-                udp = await self.network.serve_udp(address, self.engine.handle)
-                self.services.append(udp)
-                bound = (address[0], udp.address[1])  # TCP on the same port as UDP
-                self.services.append(
-                    await self.network.serve_tcp(bound, self.engine.handle, self.tcp_limits)
-                )
-        except OSError as error:
-            await self.stop(quiet=True)
-            raise OSError(
-                error.errno,
-                f"cannot listen on {address[0]}#{address[1]}: {error.strerror or error}",
-            ) from None
+        self.services = await start_listeners(
+            self.network, self.listen, self.engine.handle, self.tcp_limits
+        )
         zones = ", ".join(str(z.origin) for z in self.engine.zones)
-        where = " ".join(f"{a[0]}#{a[1]}" for a in self.addresses)
-        log.info("started: serving %s on %s (udp+tcp)", zones, where)
+        log.info("started: serving %s on %s (udp+tcp)", zones, describe(self.services))
 
     async def reload(self) -> bool:
         """Load the zone files again; on any error keep serving the old zones.

@@ -15,6 +15,7 @@ from poisonproof.net.base import DEFAULT_TCP_LIMITS, Address, Network, Service, 
 from poisonproof.resolver.frontend import Frontend, Question
 from poisonproof.resolver.iterator import Answer
 from poisonproof.server.driver import ExchangeDriver
+from poisonproof.server.listeners import describe, start_listeners
 
 log = logging.getLogger("poisonproof.server")
 
@@ -65,21 +66,10 @@ class ResolverServer:
         return await asyncio.shield(task)
 
     async def start(self) -> None:
-        try:
-            for address in self.listen:
-                udp = await self.network.serve_udp(address, self.handle)
-                self.services.append(udp)
-                bound = (address[0], udp.address[1])
-                self.services.append(
-                    await self.network.serve_tcp(bound, self.handle, self.tcp_limits)
-                )
-        except OSError as error:
-            await self.stop(quiet=True)
-            raise OSError(
-                error.errno,
-                f"cannot listen on {address[0]}#{address[1]}: {error.strerror or error}",
-            ) from None
-        where = " ".join(f"{a[0]}#{a[1]}" for a in self.addresses)
+        self.services = await start_listeners(
+            self.network, self.listen, self.handle, self.tcp_limits
+        )
+        where = describe(self.services)
         log.info(
             "ready: resolving on %s (udp+tcp), defenses: %s",
             where,
