@@ -185,3 +185,18 @@ def test_dname_substitution(tmp_path):
     types = [dns.rdatatype.to_text(r.rdtype) for r in reply.answer]
     assert types == ["DNAME", "CNAME", "A"]
     assert reply.answer[1][0].target == dns.name.from_text("www.new.d.test.")
+
+
+def test_identical_questions_are_replayed_with_their_own_id_and_case(zone_dir):
+    engine = AuthEngine(load_zones([str(zone_dir / "bank.example.zone")]), SystemClock())
+    first = ask(engine, "portal.bank.example.")
+    again = ask(engine, "PORTAL.bank.EXAMPLE.")
+    assert engine.stats["replayed"] == 1
+    assert again.question[0].name.to_text() == "PORTAL.bank.EXAMPLE."
+    assert again.answer[0].name.to_text() == "PORTAL.bank.EXAMPLE."
+    assert [r.to_text().lower() for r in again.answer] == [
+        r.to_text().lower() for r in first.answer
+    ]
+    engine.zones = engine.zones  # a reload forgets every stored reply
+    ask(engine, "portal.bank.example.")
+    assert engine.stats["replayed"] == 1

@@ -22,9 +22,11 @@ import dns.rdataclass
 import dns.rdatatype
 
 from poisonproof.auth.lookup import Kind, ZoneLookup
+from poisonproof.auth.reply_cache import ReplyCache
 from poisonproof.auth.rrl import ResponseRateLimiter, Verdict
 from poisonproof.auth.zones import ZoneSet
 from poisonproof.net.base import Address, Clock, Via
+from poisonproof.wire.message import question_end as query_key_end
 
 log = logging.getLogger("poisonproof.auth")
 
@@ -54,17 +56,33 @@ class AuthEngine:
         rrl: ResponseRateLimiter | None = None,
         max_udp_payload: int = DEFAULT_UDP_PAYLOAD,
     ) -> None:
-        self.zones = zones
+        self.replies = ReplyCache()
+        self._zones = zones
         self.clock = clock
         self.rrl = rrl
         self.max_udp_payload = max_udp_payload
         self.stats: Counter[str] = Counter()
+
+    @property
+    def zones(self) -> ZoneSet:
+        return self._zones
+
+    @zones.setter
+    def zones(self, zones: ZoneSet) -> None:
+        """Serve `zones` from now on (a reload); replies of the old zones are forgotten."""
+        self._zones = zones
+        self.replies.clear()
 
     # -- entry point used by every network --------------------------------------------
 
     def handle(self, wire: bytes, peer: Address, via: Via) -> bytes | None:
         """Answer one DNS message; never raises for any input."""
         self.stats["queries"] += 1
+        replay = self.replies.lookup(wire)
+        if replay is not None:
+            self.stats["replayed"] += 1
+            reply, rrl_class = replay
+            return self._rate_limited(reply, rrl_class, peer, via)
         if len(wire) < HEADER_SIZE:
             self.stats["dropped_short"] += 1
             return None
@@ -78,7 +96,7 @@ class AuthEngine:
             log.debug("FORMERR to %s: %s", peer, error)
             return _header_only_reply(wire, dns.rcode.FORMERR)
         try:
-            return self._reply(query, peer, via)
+            return self._reply(query, peer, via, wire)
         except Exception:
             self.stats["servfail_internal"] += 1
             log.exception("internal error answering %s from %s", query.question, peer)
@@ -86,7 +104,9 @@ class AuthEngine:
 
     # -- message level ----------------------------------------------------------------
 
-    def _reply(self, query: dns.message.Message, peer: Address, via: Via) -> bytes | None:
+    def _reply(
+        self, query: dns.message.Message, peer: Address, via: Via, raw: bytes | None = None
+    ) -> bytes | None:
         response = dns.message.make_response(query, our_payload=self.max_udp_payload)
         if query.edns > 0:
             self.stats["badvers"] += 1
@@ -126,18 +146,28 @@ class AuthEngine:
         response.authority = sections.authority
         response.additional = sections.additional
         self.stats[sections.kind] += 1
-        if via is Via.UDP and self.rrl is not None:
-            key: tuple[object, ...] = (sections.kind, sections.kind_name)
-            if sections.kind in (Kind.ANSWER, Kind.NODATA):
-                key = (*key, int(qtype))
-            verdict = self.rrl.decide(peer[0], key, self.clock.monotonic())
-            if verdict is Verdict.DROP:
-                self.stats["rrl_dropped"] += 1
-                return None
-            if verdict is Verdict.SLIP:
-                self.stats["rrl_slipped"] += 1
-                return self._truncated(response)
-        return self._render(response, query, via)
+        rrl_class: tuple[object, ...] = (sections.kind, sections.kind_name)
+        if sections.kind in (Kind.ANSWER, Kind.NODATA):
+            rrl_class = (*rrl_class, int(qtype))
+        reply = self._render(response, query, via)
+        if raw is not None:
+            self.replies.store(raw, reply, rrl_class)
+        return self._rate_limited(reply, rrl_class, peer, via)
+
+    def _rate_limited(
+        self, reply: bytes, rrl_class: tuple[object, ...], peer: Address, via: Via
+    ) -> bytes | None:
+        """RRL on UDP: the reply, nothing (dropped), or a truncated slip."""
+        if via is not Via.UDP or self.rrl is None:
+            return reply
+        verdict = self.rrl.decide(peer[0], rrl_class, self.clock.monotonic())
+        if verdict is Verdict.DROP:
+            self.stats["rrl_dropped"] += 1
+            return None
+        if verdict is Verdict.SLIP:
+            self.stats["rrl_slipped"] += 1
+            return _slip(reply)
+        return reply
 
     def _precheck(self, query: dns.message.Message) -> dns.rcode.Rcode | None:
         """The rcode for a query we will not look up, or None when it is a fine question."""
@@ -176,3 +206,12 @@ class AuthEngine:
         response.additional = []
         response.flags |= dns.flags.TC
         return response.to_wire()
+
+
+def _slip(reply: bytes) -> bytes:
+    """A rendered reply cut to header and question, with TC set (an RRL slip)."""
+    question_end = query_key_end(reply)
+    header = bytearray(reply[:12])
+    header[2] |= 0x02  # TC
+    header[6:12] = b"\x00" * 6  # no answer, authority or additional records
+    return bytes(header) + reply[12:question_end]

@@ -83,6 +83,23 @@ class ZoneLookup:
         self.served = served
         self.dnssec = dnssec and served.signed
 
+    def _rrset(self, owner: dns.name.Name, rdataset: dns.rdataset.Rdataset) -> dns.rrset.RRset:
+        """The RRset for `rdataset` at `owner`, built once per zone for names that exist.
+
+        Building an RRset costs dnspython far more than answering; zones do not change
+        after loading, so names in the zone share one immutable-in-practice RRset each.
+        Wildcard-expanded owners are built per query and never kept (random names must
+        not grow memory).
+        """
+        if owner not in self.served.names:
+            return _rrset(owner, rdataset)
+        key = (owner, rdataset.rdtype, rdataset.covers)
+        memo = self.served.rrsets
+        rrset = memo.get(key)
+        if rrset is None:
+            rrset = memo[key] = _rrset(owner, rdataset)
+        return rrset
+
     # -- helpers adding records with their signatures ---------------------------------
 
     def _with_sigs(
@@ -93,11 +110,11 @@ class ZoneLookup:
         rdataset: dns.rdataset.Rdataset,
         owner: dns.name.Name,
     ) -> None:
-        out.add(section, _rrset(owner, rdataset))
+        out.add(section, self._rrset(owner, rdataset))
         if self.dnssec:
             sigs = _get(node, dns.rdatatype.RRSIG, rdataset.rdtype)
             if sigs is not None:
-                out.add(section, _rrset(owner, sigs))
+                out.add(section, self._rrset(owner, sigs))
 
     def _add_owned(
         self, out: Sections, owner: dns.name.Name | None, rdtype: dns.rdatatype.RdataType
@@ -112,17 +129,25 @@ class ZoneLookup:
 
     def _negative_soa(self, out: Sections) -> None:
         served = self.served
-        soa = served.zone.get_rdataset(served.origin, dns.rdatatype.SOA)
-        assert soa is not None
-        rrset = _rrset(served.origin, soa)
-        rrset.ttl = served.negative_ttl
-        out.add(out.authority, rrset)
+        memo = served.rrsets
+        key = (served.origin, dns.rdatatype.SOA, -1)
+        soa = memo.get(key)
+        if soa is None:
+            rdataset = served.zone.get_rdataset(served.origin, dns.rdatatype.SOA)
+            assert rdataset is not None
+            soa = memo[key] = _rrset(served.origin, rdataset)
+            soa.ttl = served.negative_ttl
+        out.add(out.authority, soa)
         if self.dnssec:
-            sigs = _get(served.node(served.origin), dns.rdatatype.RRSIG, dns.rdatatype.SOA)
-            if sigs is not None:
-                sig_rrset = _rrset(served.origin, sigs)
-                sig_rrset.ttl = served.negative_ttl
-                out.add(out.authority, sig_rrset)
+            sig_key = (served.origin, dns.rdatatype.RRSIG, -1)
+            sig = memo.get(sig_key)
+            if sig is None:
+                sigs = _get(served.node(served.origin), dns.rdatatype.RRSIG, dns.rdatatype.SOA)
+                if sigs is None:
+                    return
+                sig = memo[sig_key] = _rrset(served.origin, sigs)
+                sig.ttl = served.negative_ttl
+            out.add(out.authority, sig)
 
     def _deny_name(self, out: Sections, name: dns.name.Name, closest: dns.name.Name) -> None:
         """Prove that `name` does not exist (NSEC span, or NSEC3 closest-encloser proof)."""
@@ -291,7 +316,7 @@ class ZoneLookup:
         if first:
             out.authoritative = False
             out.kind, out.kind_name = Kind.REFERRAL, cut
-        out.add(out.authority, _rrset(cut, ns))
+        out.add(out.authority, self._rrset(cut, ns))
         if self.dnssec:
             ds = _get(node, dns.rdatatype.DS)
             if ds is not None:
@@ -306,4 +331,4 @@ class ZoneLookup:
             for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
                 glue = _get(glue_node, rdtype)
                 if glue is not None:
-                    out.add(out.additional, _rrset(target, glue))
+                    out.add(out.additional, self._rrset(target, glue))

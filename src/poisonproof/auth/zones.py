@@ -21,6 +21,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.NSEC3
 import dns.rdtypes.ANY.SOA
+import dns.rrset
 import dns.zone
 
 
@@ -45,6 +46,8 @@ class ServedZone:
     nsec3_param: dns.rdtypes.ANY.NSEC3.NSEC3 | None = None
     nsec3_hashes: list[str] = field(default_factory=list)
     nsec3_by_hash: dict[str, dns.name.Name] = field(default_factory=dict)
+    rrsets: dict[tuple[dns.name.Name, int, int], dns.rrset.RRset] = field(default_factory=dict)
+    """RRsets built for answers, kept per zone (the lookup's memo; never mutate them)."""
 
     @property
     def negative_ttl(self) -> int:

@@ -84,6 +84,16 @@ def query_key(wire: bytes) -> QueryKey | None:
     return QueryKey(key, question_end)
 
 
+def question_end(wire: bytes) -> int:
+    """Offset just past the first question (12 when there is none or it is malformed)."""
+    if len(wire) < 12 or _HEADER.unpack_from(wire)[2] == 0:
+        return 12
+    after = _skip_name(wire, 12)
+    if after is None or after + 4 > len(wire):
+        return 12
+    return after + 4
+
+
 def ttl_offsets(wire: bytes) -> list[int] | None:
     """Offsets of the TTL field of every record except OPT, or None if not walkable."""
     if len(wire) < 12:
