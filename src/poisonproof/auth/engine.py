@@ -46,7 +46,8 @@ def _header_only_reply(wire: bytes, rcode: dns.rcode.Rcode) -> bytes:
 
 
 class AuthEngine:
-    """Serves a `ZoneSet`. Replace `zones` to reload; in-flight calls finish on the old set."""
+    """Serves a `ZoneSet` (records in zone order: no random shuffling, so a simulation
+    with a given seed replays exactly). Replace `zones` to reload; in-flight calls finish on the old set."""
 
     def __init__(
         self,
@@ -193,7 +194,7 @@ class AuthEngine:
 
     def _render(self, response: dns.message.Message, query: dns.message.Message, via: Via) -> bytes:
         try:
-            return response.to_wire(max_size=self._limit(query, via))
+            return response.to_wire(max_size=self._limit(query, via), want_shuffle=False)
         except dns.exception.TooBig:
             self.stats["truncated"] += 1
             return self._truncated(response)
@@ -205,7 +206,7 @@ class AuthEngine:
         response.authority = []
         response.additional = []
         response.flags |= dns.flags.TC
-        return response.to_wire()
+        return response.to_wire(want_shuffle=False)
 
 
 def _slip(reply: bytes) -> bytes:

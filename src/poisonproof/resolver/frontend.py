@@ -103,7 +103,7 @@ class Frontend:
             reply = dns.message.make_response(query, recursion_available=True)
             reply.use_edns(0, 0, UDP_PAYLOAD)
             reply.set_rcode(dns.rcode.BADVERS)
-            return reply.to_wire()
+            return reply.to_wire(want_shuffle=False)
         if query.opcode() != dns.opcode.QUERY:
             return self._error(query, dns.rcode.NOTIMP, via)
         if len(query.question) != 1:
@@ -175,8 +175,8 @@ class Frontend:
         if via is Via.UDP:
             limit = 512 if query.edns < 0 else max(512, min(query.payload, UDP_PAYLOAD))
         try:
-            return reply.to_wire(max_size=limit)
+            return reply.to_wire(max_size=limit, want_shuffle=False)
         except dns.exception.TooBig:
             reply.answer, reply.authority, reply.additional = [], [], []
             reply.flags |= dns.flags.TC
-            return reply.to_wire()
+            return reply.to_wire(want_shuffle=False)
