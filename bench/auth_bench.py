@@ -4,8 +4,10 @@ Owns: starting `poisonproof auth` and an Unbound that serves the same records as
 `local-data` (both on loopback, on free ports, from a temp dir), checking that they give
 the same answers, running dnsperf against them in alternating turns (A B A B), reading
 each server's CPU time from /proc/PID/stat around every run, and reporting queries per
-second, CPU microseconds per query, latency and lost queries (stdout, and BENCHMARKS.md
-with --write).
+second, CPU microseconds per query, latency and lost queries (stdout, and its section of
+BENCHMARKS.md with --write). Also the pieces bench/resolver_bench.py reuses: the dnsperf
+turn, the /proc readings, the tables, and writing one section of BENCHMARKS.md without
+touching the others (`write_section`).
 Must never: send a packet off loopback, leave a server it started running (every child is
 stopped in a `finally`, each step has a timeout), edit anything under src/, or print a
 figure it did not measure in this run.
@@ -68,6 +70,12 @@ QUERIES: list[tuple[str, str]] = [
     ("missing.bank.example.", "AAAA"),
 ]
 
+SECTION_TITLES = {
+    "auth": "Authoritative server: `poisonproof auth` vs Unbound `local-data`",
+    "resolver": "Recursive resolver, cached names: `poisonproof serve` vs Unbound",
+}
+"""The sections of BENCHMARKS.md, in file order; each script writes only its own."""
+
 START_TIMEOUT = 15.0  # seconds a server gets to start answering
 STOP_TIMEOUT = 5.0  # seconds between SIGTERM and SIGKILL
 DNSPERF_TIMEOUT = 5  # dnsperf -t: seconds before a query counts as lost
@@ -92,6 +100,7 @@ class Machine:
     dnsperf: str
     unbound: str
     loadavg: str
+    source: str
 
 
 def _first_match(pattern: str, text: str, default: str = "unknown") -> str:
@@ -111,6 +120,28 @@ def _package_version(name: str) -> str:
         return "not installed"
 
 
+def source_state() -> str:
+    """The git commit of the tree measured, and whether src/ differs from it."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (no git)"
+    return f"git {head}" + (", with uncommitted changes under src/" if dirty else "")
+
+
 def describe_machine(dnsperf: str, unbound: str) -> Machine:
     cpuinfo = Path("/proc/cpuinfo").read_text()
     return Machine(
@@ -123,6 +154,7 @@ def describe_machine(dnsperf: str, unbound: str) -> Machine:
         dnsperf=_first_match(r"^Version\s+(\S+)", _tool_output([dnsperf, "-h"])),
         unbound=_first_match(r"^Version\s+(\S+)", _tool_output([unbound, "-V"])),
         loadavg=" ".join(Path("/proc/loadavg").read_text().split()[:3]),
+        source=source_state(),
     )
 
 
@@ -445,18 +477,22 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.2f}"
 
 
-def results_table(runs: list[Run]) -> list[str]:
+def results_table(runs: list[Run], extra: tuple[str, list[str]] | None = None) -> list[str]:
+    """One row per turn; `extra` adds a last column (its header, one cell per run)."""
+    header, cells = extra if extra is not None else ("", [""] * len(runs))
+    last, align = (f" {header} |", "---:|") if header else ("", "")
     lines = [
         "| target | round | queries/s | CPU µs/query | server CPU | dnsperf CPU | other CPU "
-        "| avg latency ms | max latency ms | completed | lost |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| avg latency ms | max latency ms | completed | lost |" + last,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + align,
     ]
-    for run in runs:
+    for run, cell in zip(runs, cells, strict=True):
         lines.append(
             f"| {run.target} | {run.round} | {run.qps:,.0f} | {run.cpu_us_per_query:,.1f} "
             f"| {run.server_cpu_share:.0%} | {run.client_cpu / run.run_time:.0%} "
             f"| {run.other_cpu_share:.0%} | {_ms(run.latency_avg)} | {_ms(run.latency_max)} "
             f"| {run.completed:,} | {run.lost:,} ({run.lost / max(run.sent, 1):.2%}) |"
+            + (f" {cell} |" if header else "")
         )
     return lines
 
@@ -502,11 +538,16 @@ def observations(runs: list[Run], comparisons: list[Comparison], nproc: int) -> 
                 "bottleneck (it is single-threaded here), so its queries/s is its capacity."
             )
         else:
-            bound = (
-                f"dnsperf (up to {client:.0%} of a CPU)"
-                if client >= 0.8
-                else "something other than CPU (neither it nor dnsperf was saturated)"
-            )
+            busy = max(r.machine_cpu / r.run_time for r in mine if r.run_time)
+            if client >= 0.8:
+                bound = f"dnsperf (up to {client:.0%} of a CPU)"
+            elif busy >= 0.9 * nproc:
+                bound = (
+                    f"the machine (all {nproc} CPUs up to {busy / nproc:.0%} busy, with other "
+                    "processes' work included)"
+                )
+            else:
+                bound = "something other than CPU (neither it nor dnsperf was saturated)"
             notes.append(
                 f"- {target} used at most {share:.0%} of one CPU during a turn: it was not "
                 f"saturated, its queries/s here is bounded by {bound}, so it understates "
@@ -548,6 +589,19 @@ def observations(runs: list[Run], comparisons: list[Comparison], nproc: int) -> 
     return notes
 
 
+def machine_lines(machine: Machine, after_loadavg: str) -> list[str]:
+    return [
+        f"- CPUs (nproc): {machine.nproc}",
+        f"- CPU model: {machine.cpu_model}",
+        f"- kernel: {machine.kernel}",
+        f"- Python: {machine.python} (dnspython {machine.dnspython}, uvloop {machine.uvloop})",
+        f"- dnsperf: {machine.dnsperf}",
+        f"- unbound: {machine.unbound}",
+        f"- load average (1/5/15 min) before the run: {machine.loadavg}; after: {after_loadavg}",
+        f"- source measured: {machine.source}",
+    ]
+
+
 def report(
     machine: Machine,
     bench_command: str,
@@ -569,25 +623,21 @@ def report(
     ]
     rcode_lines = [f"- round {r.round}, {r.target}: {r.rcodes}" for r in runs]
     parts = [
-        "# Benchmarks",
+        f"## {SECTION_TITLES['auth']}",
         "",
-        "A **first figure** for the authoritative server: the pure-dnspython path (every",
-        "query parsed and every reply built with dnspython, on an asyncio/uvloop event loop),",
-        "measured beside Unbound serving the same records from memory. Nothing has been",
-        "optimised yet; speed has its own later issue. Every number below comes from the run",
-        f"of {started:%Y-%m-%d %H:%M %Z}; rerun with `make bench` to regenerate this file.",
+        "Our authoritative server (one asyncio/uvloop process) beside Unbound serving the",
+        "same records from memory. The first time a question is asked our engine parses it",
+        "and builds the reply with dnspython, and keeps the rendered reply; repeats, which",
+        "is nearly all of what dnsperf sends once it has gone through the query file, are",
+        "replayed from that reply cache with ID and question case patched, without",
+        "dnspython. Every number in this section comes from the run of",
+        f"{started:%Y-%m-%d %H:%M %Z}; `{bench_command}` regenerates it.",
         "",
-        "## Machine",
+        "### Machine",
         "",
-        f"- CPUs (nproc): {machine.nproc}",
-        f"- CPU model: {machine.cpu_model}",
-        f"- kernel: {machine.kernel}",
-        f"- Python: {machine.python} (dnspython {machine.dnspython}, uvloop {machine.uvloop})",
-        f"- dnsperf: {machine.dnsperf}",
-        f"- unbound: {machine.unbound}",
-        f"- load average (1/5/15 min) before the run: {machine.loadavg}; after: {after}",
+        *machine_lines(machine, after),
         "",
-        "## Method",
+        "### Method",
         "",
         f"Command: `{bench_command}`",
         "",
@@ -631,7 +681,7 @@ def report(
         "",
         "</details>",
         "",
-        "## Same data, same answers?",
+        "### Same data, same answers?",
         "",
         "Each query asked once of each server before the timed turns (RD clear).",
         "`an/ns/ar` counts records in the answer/authority/additional sections; the answers",
@@ -644,7 +694,7 @@ def report(
         "it does more work for those queries), and it does not expand `*` wildcards (no",
         "wildcard name is in the query file). Rows marked **no** are where answers differ.",
         "",
-        "## Results",
+        "### Results",
         "",
         *results_table(runs),
         "",
@@ -654,7 +704,7 @@ def report(
         "",
         *rcode_lines,
         "",
-        "## Observations",
+        "### Observations",
         "",
         *observations(runs, comparisons, machine.nproc),
         "",
@@ -679,11 +729,53 @@ def sigterm_as_exit() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def need(tool: str, fallback: str) -> str:
+def need(tool: str, fallback: str, package: str | None = None) -> str:
     found = shutil.which(tool) or (fallback if Path(fallback).exists() else None)
     if not found:
-        raise BenchError(f"{tool} not found (Debian: apt-get install {tool})")
+        raise BenchError(f"{tool} not found (Debian: apt-get install {package or tool})")
     return found
+
+
+# --------------------------------------------------------------------------- BENCHMARKS.md
+
+DOCUMENT_HEADER = """# Benchmarks
+
+Each section below is written by its own script from one run of it, and says when that
+was and the command that regenerates it. `make bench` runs both scripts; each replaces
+only its own section (between the `bench:` comment markers) and keeps the other.
+"""
+
+
+def _markers(name: str) -> tuple[str, str]:
+    return f"<!-- bench:{name} begin -->", f"<!-- bench:{name} end -->"
+
+
+def write_section(path: Path, name: str, body: str, *, replaces_unmarked: bool = False) -> None:
+    """Put `body` in section `name` of the Markdown file at `path`, keeping the other sections.
+
+    A file without any section markers predates them (the whole file was the
+    authoritative report): only a writer with `replaces_unmarked` may overwrite it.
+    """
+    assert name in SECTION_TITLES
+    sections: dict[str, str] = {}
+    old = path.read_text() if path.exists() else ""
+    for key in SECTION_TITLES:
+        begin, end = _markers(key)
+        found = re.search(rf"^{re.escape(begin)}\n(.*?)^{re.escape(end)}$", old, re.M | re.S)
+        if found:
+            sections[key] = found.group(1)
+    if old.strip() and not sections and not replaces_unmarked:
+        raise BenchError(
+            f"{path} has no section markers (an older layout): run `make bench`, or "
+            "bench/auth_bench.py --write first, to rewrite it with them"
+        )
+    sections[name] = body.rstrip("\n") + "\n"
+    parts = [DOCUMENT_HEADER]
+    for key in SECTION_TITLES:
+        if key in sections:
+            begin, end = _markers(key)
+            parts.append(f"{begin}\n{sections[key]}{end}\n")
+    path.write_text("\n".join(parts))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -745,8 +837,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("\n".join(observations(runs, comparisons, machine.nproc)))
     if args.write:
-        args.write.write_text(text)
-        print(f"\nwrote {args.write}")
+        write_section(args.write, "auth", text, replaces_unmarked=True)
+        print(f"\nwrote the authoritative section of {args.write}")
     return 0
 
 
