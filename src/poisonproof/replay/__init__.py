@@ -1,0 +1,1 @@
+"""Replaying Deckard/testbound .rpl scenarios against our resolver on the simulated network."""
