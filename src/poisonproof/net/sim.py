@@ -38,6 +38,8 @@ DEFAULT_EPOCH = 1_767_225_600.0
 """2026-01-01T00:00:00Z: what `wall()` reads at virtual time 0 unless told otherwise."""
 
 Latency = float | Callable[[random.Random], float]
+FallbackHandler = Callable[[bytes, Address, Address, Via], bytes | None]
+"""(data, source, destination, transport) -> reply: a server at every unbound address."""
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,8 @@ class _UdpServer:
             self.network.stats.handler_errors += 1
             log.exception("simulated UDP handler at %s failed", self.address)
             return
-        if data is not None and self.network.udp_bound(self.address) is self:
+        bound = self.network.udp_bound(self.address)
+        if data is not None and (bound is self or bound is None):
             self.network.send(self.address, src, data)
 
 
@@ -185,6 +188,8 @@ class SimNetwork(Network):
         self._busy_until: dict[tuple[str, str], float] = {}
         self._udp: dict[Address, _UdpServer | _ClientPort] = {}
         self._tcp: dict[Address, _TcpServer] = {}
+        self.fallback: FallbackHandler | None = None
+        """Answers for addresses nobody listens on (scripted scenario servers), or None."""
 
     # -- topology ----------------------------------------------------------------------
 
@@ -251,11 +256,22 @@ class SimNetwork(Network):
 
     def _arrive(self, src: Address, dst: Address, data: bytes) -> None:
         endpoint = self._udp.get(dst)
+        if endpoint is None and self.fallback is not None:
+            endpoint = _UdpServer(self, dst, self._fallback_for(dst))
         if endpoint is None:
             self.stats.unreachable += 1
             return
         self.stats.delivered += 1
         endpoint.deliver(data, src)
+
+    def _fallback_for(self, dst: Address) -> MessageHandler:
+        fallback = self.fallback
+        assert fallback is not None
+
+        def handler(data: bytes, src: Address, via: Via) -> bytes | None:
+            return fallback(data, src, dst, via)
+
+        return handler
 
     def _free_port(self, host: str, table: dict[Address, object]) -> int:
         low, high = EPHEMERAL
@@ -333,6 +349,8 @@ class SimNetwork(Network):
         one_way = link.latency(self.rng) if callable(link.latency) else link.latency
         await asyncio.sleep(2 * one_way)  # SYN, SYN-ACK (TCP retransmits: no loss, no forgery)
         target = self._tcp.get(server)
+        if target is None and self.fallback is not None:
+            target = _TcpServer(self._fallback_for(server), DEFAULT_TCP_LIMITS)
         if target is None:
             raise ConnectionRefusedError(errno.ECONNREFUSED, f"{server[0]}#{server[1]} refused (simulated)")
         if target.connections >= target.limits.max_connections:

@@ -288,7 +288,7 @@ class Resolver:
                 and labels < len(name.labels)
                 and minimise_steps < self.config.max_minimise_steps
             ):
-                ask_name, ask_type = name.split(labels)[1], dns.rdatatype.A
+                ask_name, ask_type = name.split(labels)[1], dns.rdatatype.NS
             candidates = yield from self._servers_for(zone, ns, budget, depth, tried)
             now = self.clock.monotonic()
             server = self.infra.choose(candidates, zone, now, tried)
@@ -320,6 +320,16 @@ class Resolver:
                 rounds = 1
                 continue
             if ask_name != name:
+                if (
+                    scrubbed.kind is ReplyKind.ANSWER
+                    and ask_type == dns.rdatatype.NS
+                    and scrubbed.answer[-1].rdtype == dns.rdatatype.NS
+                    and scrubbed.answer[-1].name == ask_name
+                ):
+                    # the same servers hold the child zone: its apex is the new zone cut
+                    zone, ns = ask_name, scrubbed.answer[-1]
+                    labels = len(zone.labels) + 1
+                    continue
                 if scrubbed.kind is ReplyKind.NXDOMAIN:
                     # RFC 8020: nothing exists below a name that does not exist
                     return scrubbed

@@ -170,20 +170,27 @@ def scrub(
         return _negative(
             out, reply, ReplyKind.NXDOMAIN, soa, current, zone, bailiwick, authority_rank
         )
-    if soa is not None or (aa and ns is None):
-        if out.answer and soa is None:
-            out.kind = ReplyKind.CNAME
-            _leftovers(out, reply, bailiwick, authority_rank, keep=())
-            return out
+    if soa is not None:
         return _negative(
             out, reply, ReplyKind.NODATA, soa, current, zone, bailiwick, authority_rank
         )
-    if ns is not None:
+    if ns is not None and (_points_down(ns.name, zone, current) or not bailiwick):
         return _referral(out, reply, ns, current, zone, bailiwick, authority_rank)
-    if out.answer:
+    if out.answer:  # a chain whose end this server does not answer: restart there
         out.kind = ReplyKind.CNAME
         _leftovers(out, reply, bailiwick, authority_rank, keep=())
         return out
+    if aa and ns is None:
+        return _negative(
+            out, reply, ReplyKind.NODATA, soa, current, zone, bailiwick, authority_rank
+        )
+    if aa and ns is not None and ns.name == zone:
+        # NODATA with the zone's own NS instead of its SOA (some servers answer so)
+        out.kind = ReplyKind.NODATA
+        _leftovers(out, reply, bailiwick, authority_rank, keep=())
+        return out
+    if ns is not None:
+        return _referral(out, reply, ns, current, zone, bailiwick, authority_rank)
     out.kind = ReplyKind.LAME
     out.reason = "no answer, no SOA and no referral"
     return out
@@ -292,6 +299,11 @@ def _negative(
     return out
 
 
+def _points_down(cut: dns.name.Name, zone: dns.name.Name, name: dns.name.Name) -> bool:
+    """A referral must go below the server's zone and towards the name asked."""
+    return cut != zone and cut.is_subdomain(zone) and name.is_subdomain(cut)
+
+
 def _referral(
     out: Scrubbed,
     reply: dns.message.Message,
@@ -302,7 +314,7 @@ def _referral(
     authority_rank: Rank,
 ) -> Scrubbed:
     cut = ns.name
-    if bailiwick and not (cut != zone and cut.is_subdomain(zone) and name.is_subdomain(cut)):
+    if bailiwick and not _points_down(cut, zone, name):
         out.drop(ns, f"referral to {cut} is not below {zone} and above {name}")
         out.kind = ReplyKind.LAME
         out.reason = f"referral to {cut} from a server for {zone}"
