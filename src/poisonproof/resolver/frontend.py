@@ -158,6 +158,7 @@ class Frontend:
 
     def _render(self, query: dns.message.Message, answer: Answer, via: Via) -> bytes:
         reply = dns.message.make_response(query, recursion_available=True, our_payload=UDP_PAYLOAD)
+        reply.flags |= query.flags & dns.flags.CD  # RFC 4035 §3.2.2: CD is copied
         reply.set_rcode(answer.rcode)
         qname = query.question[0].name if query.question else None
         rrsets = []

@@ -280,6 +280,7 @@ class Resolver:
         minimise_steps = 0
         rounds = 1
         tried: set[Address] = set()
+        refetched: set[dns.name.Name] = set()
         while True:
             self._check_budget(budget)
             ask_name, ask_type = name, qtype
@@ -296,6 +297,16 @@ class Resolver:
                 rounds += 1  # every server failed once: go round again, with longer timeouts
                 tried = set()
                 server = self.infra.choose(candidates, zone, now, tried)
+            if server is None and zone != dns.name.root and zone not in refetched:
+                # every known address failed (or glue expired): ask the parent side again
+                refetched.add(zone)
+                parent = self.cache.closest_delegation(zone.parent())
+                zone, ns = (parent.name, parent) if parent is not None else (dns.name.root, None)
+                if ns is None:
+                    ns = yield from self._prime(budget)
+                labels, rounds, tried = len(zone.labels) + 1, 1, set()
+                self.count("delegation_refetch")
+                continue
             if server is None:
                 raise Failure(Ede.NO_REACHABLE_AUTHORITY, self._unreachable(zone))
             tried.add(server)
@@ -320,16 +331,6 @@ class Resolver:
                 rounds = 1
                 continue
             if ask_name != name:
-                if (
-                    scrubbed.kind is ReplyKind.ANSWER
-                    and ask_type == dns.rdatatype.NS
-                    and scrubbed.answer[-1].rdtype == dns.rdatatype.NS
-                    and scrubbed.answer[-1].name == ask_name
-                ):
-                    # the same servers hold the child zone: its apex is the new zone cut
-                    zone, ns = ask_name, scrubbed.answer[-1]
-                    labels = len(zone.labels) + 1
-                    continue
                 if scrubbed.kind is ReplyKind.NXDOMAIN:
                     # RFC 8020: nothing exists below a name that does not exist
                     return scrubbed
