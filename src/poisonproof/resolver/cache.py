@@ -71,6 +71,8 @@ class _NegativeEntry:
 
 _Key = tuple[dns.name.Name, int]
 _NXDOMAIN_TYPE = -1
+_GLUE_SPACE = 1 << 17
+"""Keys (name, _GLUE_SPACE + type) hold the parent side's glue, apart from the child's data."""
 
 
 class Cache:
@@ -134,7 +136,19 @@ class Cache:
     # -- positive data ------------------------------------------------------------------
 
     def put(self, rrset: dns.rrset.RRset, rank: Rank) -> bool:
-        """Store `rrset` unless a higher-ranked live copy exists; True when stored."""
+        """Store `rrset` unless a higher-ranked live copy exists; True when stored.
+
+        Glue is also kept on its own (the parent side's view of the name server's
+        addresses): when the child's authoritative addresses fail, the resolver can still
+        try the ones the parent gave (Unbound's parent-side fallback).
+        """
+        if rank == Rank.GLUE and rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+            stored = rrset.copy()
+            stored.ttl = self._clamp(rrset.ttl)
+            self._store(
+                (rrset.name, _GLUE_SPACE + int(rrset.rdtype)),
+                _Entry(stored, self._now() + stored.ttl, rank),
+            )
         key = (rrset.name, int(rrset.rdtype))
         if not self._may_replace(key, rank):
             return False
@@ -227,9 +241,14 @@ class Cache:
         """Cached addresses of a name server name, glue included."""
         found: list[str] = []
         for rdtype in rdtypes:
-            rrset = self.get(name, rdtype, min_rank=Rank.GLUE)
-            if rrset is not None:
-                found.extend(r.address for r in rrset)  # type: ignore[attr-defined]
+            for key_type in (int(rdtype), _GLUE_SPACE + int(rdtype)):
+                entry = self._live((name, key_type))
+                if isinstance(entry, _Entry):
+                    found.extend(
+                        r.address  # type: ignore[attr-defined]
+                        for r in entry.rrset
+                        if r.address not in found  # type: ignore[attr-defined]
+                    )
         return found
 
     def flush(self) -> None:
@@ -240,6 +259,6 @@ class Cache:
         now = self._now()
         return [
             (e.rrset, e.rank)
-            for e in self._entries.values()
-            if isinstance(e, _Entry) and e.expires > now
+            for key, e in self._entries.items()
+            if isinstance(e, _Entry) and e.expires > now and key[1] < _GLUE_SPACE
         ]

@@ -440,10 +440,8 @@ class Resolver:
             budget.resolving.add(key)
             try:
                 for rdtype in rdtypes:
-                    answer = yield from self._resolve(target, rdtype, budget, depth + 1)
-                    for rrset in answer.answer:
-                        if rrset.rdtype == rdtype:
-                            self.cache.put(rrset, Rank.GLUE)
+                    # the answer is cached by the resolution itself, at its own rank
+                    yield from self._resolve(target, rdtype, budget, depth + 1)
             except Failure:
                 self.count("glueless_failed")
             finally:
