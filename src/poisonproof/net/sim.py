@@ -38,7 +38,7 @@ DEFAULT_EPOCH = 1_767_225_600.0
 """2026-01-01T00:00:00Z: what `wall()` reads at virtual time 0 unless told otherwise."""
 
 Latency = float | Callable[[random.Random], float]
-FallbackHandler = Callable[[bytes, Address, Address, Via], bytes | None]
+FallbackHandler = Callable[[bytes, Address, Address, Via], "bytes | None | Awaitable[bytes | None]"]
 """(data, source, destination, transport) -> reply: a server at every unbound address."""
 
 
@@ -268,7 +268,7 @@ class SimNetwork(Network):
         fallback = self.fallback
         assert fallback is not None
 
-        def handler(data: bytes, src: Address, via: Via) -> bytes | None:
+        def handler(data: bytes, src: Address, via: Via) -> bytes | None | Awaitable[bytes | None]:
             return fallback(data, src, dst, via)
 
         return handler

@@ -58,8 +58,8 @@ class Outcome:
 class _Run:
     scenario: Scenario
     step: int = 0
-    unanswered: list[tuple[bytes, Address, Address]] = field(default_factory=list)
-    """Queries no RANGE answered: (query, resolver's address, server's address)."""
+    unanswered: list[tuple[bytes, asyncio.Future[bytes | None]]] = field(default_factory=list)
+    """Queries no RANGE answered, waiting for a REPLY step: (query, its reply to come)."""
     sent: list[tuple[bytes, Address]] = field(default_factory=list)
 
 
@@ -131,7 +131,9 @@ async def _play(
     net = sim.network
     run = _Run(scenario)
 
-    def scripted(data: bytes, src: Address, dst: Address, via: Via) -> bytes | None:
+    def scripted(
+        data: bytes, src: Address, dst: Address, via: Via
+    ) -> bytes | None | asyncio.Future[bytes | None]:
         try:
             query = dns.message.from_wire(data)
         except Exception:
@@ -142,8 +144,9 @@ async def _play(
         if chosen is not None:
             entry = select_entry(chosen.entries, query, data, tcp=via is Via.TCP)
         if entry is None:
-            run.unanswered.append((data, src, dst))
-            return None
+            waiting: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+            run.unanswered.append((data, waiting))
+            return waiting  # a later REPLY step may answer it
         return build_reply(entry, query)
 
     net.fallback = scripted
@@ -188,10 +191,9 @@ async def _play(
                 await asyncio.sleep(0.01)
                 if not run.unanswered:
                     return step.id, "REPLY: the resolver sent no query to answer"
-                data, src, dst = run.unanswered.pop(0)
-                reply = build_reply(step.entry, dns.message.from_wire(data))
-                if reply is not None:
-                    net.send(dst, src, reply)
+                data, waiting = run.unanswered.pop(0)
+                if not waiting.done():
+                    waiting.set_result(build_reply(step.entry, dns.message.from_wire(data)))
             elif kind is StepKind.CHECK_OUT_QUERY:
                 assert step.entry is not None
                 await asyncio.sleep(0.01)
@@ -203,6 +205,9 @@ async def _play(
                     return step.id, f"outgoing query: {mismatch}"
         return None, ""
     finally:
+        for _, waiting in run.unanswered:
+            if not waiting.done():
+                waiting.set_result(None)
         for query in queries:
             query.cancel()
         await asyncio.gather(*queries, return_exceptions=True)

@@ -180,7 +180,8 @@ def scrub(
         out.kind = ReplyKind.CNAME
         _leftovers(out, reply, bailiwick, authority_rank, keep=())
         return out
-    if aa and ns is None:
+    if (aa or reply.answer) and ns is None:
+        # authoritative silence, or answer records none of which answer the question
         return _negative(
             out, reply, ReplyKind.NODATA, soa, current, zone, bailiwick, authority_rank
         )
