@@ -73,6 +73,8 @@ _Key = tuple[dns.name.Name, int]
 _NXDOMAIN_TYPE = -1
 _GLUE_SPACE = 1 << 17
 """Keys (name, _GLUE_SPACE + type) hold the parent side's glue, apart from the child's data."""
+_CHILD_NS_SPACE = 2 << 17
+"""Keys (zone, _CHILD_NS_SPACE + NS) hold the NS set a zone's own answers carried."""
 
 
 class Cache:
@@ -237,6 +239,17 @@ class Cache:
                 return None
             candidate = candidate.parent()
 
+    def put_child_ns(self, rrset: dns.rrset.RRset) -> None:
+        """The zone's NS set as the zone itself states it (not the parent's delegation)."""
+        stored = rrset.copy()
+        stored.ttl = self._clamp(rrset.ttl)
+        key = (rrset.name, _CHILD_NS_SPACE + int(dns.rdatatype.NS))
+        self._store(key, _Entry(stored, self._now() + stored.ttl, Rank.AUTHORITY_AUTH))
+
+    def child_ns(self, zone: dns.name.Name) -> dns.rrset.RRset | None:
+        entry = self._live((zone, _CHILD_NS_SPACE + int(dns.rdatatype.NS)))
+        return entry.rrset.copy() if isinstance(entry, _Entry) else None
+
     def addresses(self, name: dns.name.Name, rdtypes: tuple[int, ...]) -> list[str]:
         """Cached addresses of a name server name, glue included."""
         found: list[str] = []
@@ -260,5 +273,5 @@ class Cache:
         return [
             (e.rrset, e.rank)
             for key, e in self._entries.items()
-            if isinstance(e, _Entry) and e.expires > now and key[1] < _GLUE_SPACE
+            if isinstance(e, _Entry) and e.expires > now and 0 <= key[1] < _GLUE_SPACE
         ]

@@ -281,6 +281,7 @@ class Resolver:
         rounds = 1
         tried: set[Address] = set()
         refetched: set[dns.name.Name] = set()
+        widened: set[dns.name.Name] = set()
         while True:
             self._check_budget(budget)
             ask_name, ask_type = name, qtype
@@ -297,6 +298,15 @@ class Resolver:
                 rounds += 1  # every server failed once: go round again, with longer timeouts
                 tried = set()
                 server = self.infra.choose(candidates, zone, now, tried)
+            if server is None and zone not in widened:
+                widened.add(zone)
+                child = self.cache.child_ns(zone)
+                if child is not None and any(r not in ns for r in child):
+                    # the zone's own NS set names servers the parent did not: try them
+                    ns = ns.union(child)
+                    rounds = 1
+                    self.count("child_ns_fallback")
+                    continue
             if server is None and zone != dns.name.root and zone not in refetched:
                 # every known address failed (or glue expired): ask the parent side again
                 refetched.add(zone)
@@ -594,6 +604,8 @@ class Resolver:
     def _store(self, scrubbed: Scrubbed, name: dns.name.Name, qtype: int) -> None:
         for rrset, rank in scrubbed.to_cache:
             self.cache.put(rrset, rank)
+        if scrubbed.child_ns is not None:
+            self.cache.put_child_ns(scrubbed.child_ns)
         rank = Rank.AUTHORITY_AUTH if scrubbed.authoritative else Rank.AUTHORITY_NONAUTH
         if scrubbed.kind is ReplyKind.NXDOMAIN:
             self.cache.put_negative(scrubbed.final_name, None, scrubbed.soa, rank)

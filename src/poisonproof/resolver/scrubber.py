@@ -54,6 +54,9 @@ class Scrubbed:
     final_name: dns.name.Name = dns.name.root
     """The name the chain ends at (the question name when there is no CNAME)."""
     soa: dns.rrset.RRset | None = None
+    child_ns: dns.rrset.RRset | None = None
+    """The zone's own NS set from the authority section of an authoritative answer: kept
+    apart, used only when every server the parent named has failed (never overrides)."""
     referral_zone: dns.name.Name | None = None
     ns: dns.rrset.RRset | None = None
     glue: list[dns.rrset.RRset] = field(default_factory=list)
@@ -164,6 +167,9 @@ def scrub(
         keep: tuple[dns.rrset.RRset, ...] = ()
         if final.rdtype == dns.rdatatype.NS:
             keep = _glue_for(out, reply, final, zone, bailiwick)
+        if bailiwick and aa and ns is not None and ns.name == zone:
+            out.child_ns = ns
+            keep = (*keep, ns)
         _leftovers(out, reply, bailiwick, authority_rank, keep=keep)
         return out
     if rcode == dns.rcode.NXDOMAIN:
