@@ -26,6 +26,7 @@ from poisonproof.net.base import Address, ExchangeTimeout, Via
 from poisonproof.net.sim import Link, Simulation
 from poisonproof.replay.match import build_query, build_reply, compare_answer, select_entry
 from poisonproof.replay.rpl import Scenario, StepKind, parse_file
+from poisonproof.resolver.cache import Cache
 from poisonproof.resolver.defenses import DEFAULT
 from poisonproof.resolver.frontend import Frontend
 from poisonproof.resolver.hints import RootHints
@@ -111,7 +112,14 @@ def _resolver(sim: Simulation, scenario: Scenario, qmin: bool, seed: int) -> Res
         bailiwick=config.harden_glue,
         cookies=False,
     )
+    features = config.features
+    cache = Cache(
+        sim.network.clock,
+        min_ttl=int(features.get("min_ttl", "0").split()[0]),
+        max_ttl=int(features.get("max_ttl", "86400").split()[0]),
+    )
     return Resolver(
+        cache=cache,
         clock=sim.network.clock,
         hints=hints,
         defenses=defenses,

@@ -71,6 +71,8 @@ class _NegativeEntry:
 
 _Key = tuple[dns.name.Name, int]
 _NXDOMAIN_TYPE = -1
+NO_SOA_NEGATIVE_TTL = 5
+"""Seconds a negative answer that carried no SOA (so no TTL) is kept (Knot's minimum)."""
 _GLUE_SPACE = 1 << 17
 """Keys (name, _GLUE_SPACE + type) hold the parent side's glue, apart from the child's data."""
 _CHILD_NS_SPACE = 2 << 17
@@ -108,6 +110,18 @@ class Cache:
 
     def _clamp(self, ttl: int) -> int:
         return max(self.min_ttl, min(self.max_ttl, ttl))
+
+    def as_cached(self, rrset: dns.rrset.RRset) -> dns.rrset.RRset:
+        """A copy of `rrset` with the TTL the cache gives it (min/max TTL applied)."""
+        out = rrset.copy()
+        out.ttl = self._clamp(rrset.ttl)
+        return out
+
+    def negative_soa(self, soa: dns.rrset.RRset) -> dns.rrset.RRset:
+        """The SOA of a negative answer with its RFC 2308 TTL: min(TTL, MINIMUM), clamped."""
+        out = soa.copy()
+        out.ttl = min(self._clamp(min(soa.ttl, soa[0].minimum)), self.max_negative_ttl)  # type: ignore[attr-defined]
+        return out
 
     def _store(self, key: _Key, entry: _Entry | _NegativeEntry) -> None:
         self._entries[key] = entry
@@ -190,7 +204,7 @@ class Cache:
         key = (name, _NXDOMAIN_TYPE if rdtype is None else int(rdtype))
         if rdtype is not None and not self._may_replace(key, rank):
             return False
-        ttl = 0
+        ttl = NO_SOA_NEGATIVE_TTL
         if soa is not None:
             ttl = min(soa.ttl, soa[0].minimum)  # type: ignore[attr-defined]
         ttl = min(self._clamp(ttl), self.max_negative_ttl)

@@ -230,11 +230,11 @@ class Resolver:
             else:
                 from_cache = False
                 scrubbed = yield from self._iterate(current, qtype, budget, depth)
-                chain += scrubbed.answer
+                chain += [self.cache.as_cached(rrset) for rrset in scrubbed.answer]
                 if scrubbed.kind is ReplyKind.ANSWER:
                     return Answer(dns.rcode.NOERROR, chain, from_cache=False)
                 if scrubbed.kind in (ReplyKind.NXDOMAIN, ReplyKind.NODATA):
-                    soa = [scrubbed.soa] if scrubbed.soa is not None else []
+                    soa = [self.cache.negative_soa(scrubbed.soa)] if scrubbed.soa is not None else []
                     rcode = (
                         dns.rcode.NXDOMAIN
                         if scrubbed.kind is ReplyKind.NXDOMAIN
@@ -324,7 +324,7 @@ class Resolver:
             if scrubbed is None:
                 continue
             if scrubbed.kind in (ReplyKind.LAME, ReplyKind.ERROR):
-                if ask_name != name and scrubbed.kind is ReplyKind.ERROR:
+                if ask_name != name:
                     minimise = False  # some servers mishandle minimised queries: ask in full
                     tried.discard(server)
                     continue
@@ -332,7 +332,8 @@ class Resolver:
                     self.infra.mark_lame(server, zone, now)
                     self.count("lame")
                 continue
-            self._store(scrubbed, ask_name, ask_type)
+            if not (ask_name != name and scrubbed.kind is ReplyKind.NXDOMAIN):
+                self._store(scrubbed, ask_name, ask_type)  # (a minimised NXDOMAIN is re-asked)
             if scrubbed.kind is ReplyKind.REFERRAL:
                 assert scrubbed.referral_zone is not None and scrubbed.ns is not None
                 zone, ns = scrubbed.referral_zone, scrubbed.ns
@@ -342,8 +343,11 @@ class Resolver:
                 continue
             if ask_name != name:
                 if scrubbed.kind is ReplyKind.NXDOMAIN:
-                    # RFC 8020: nothing exists below a name that does not exist
-                    return scrubbed
+                    # RFC 8020 says nothing exists below; but servers that deny empty
+                    # non-terminals exist, so ask the full name before believing it
+                    minimise = False
+                    tried.discard(server)
+                    continue
                 labels += 1  # an empty non-terminal or a name inside this zone: go deeper
                 minimise_steps += 1
                 tried.discard(server)
@@ -609,7 +613,7 @@ class Resolver:
         rank = Rank.AUTHORITY_AUTH if scrubbed.authoritative else Rank.AUTHORITY_NONAUTH
         if scrubbed.kind is ReplyKind.NXDOMAIN:
             self.cache.put_negative(scrubbed.final_name, None, scrubbed.soa, rank)
-        elif scrubbed.kind is ReplyKind.NODATA and scrubbed.soa is not None:
+        elif scrubbed.kind is ReplyKind.NODATA:
             self.cache.put_negative(scrubbed.final_name, qtype, scrubbed.soa, rank)
 
 
