@@ -18,6 +18,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from poisonproof.auth.rrl import ResponseRateLimiter, RrlConfig
 from poisonproof.auth.signing import ALGORITHMS, sign_zone_file
@@ -340,6 +341,42 @@ def resolve(
     for line in result["answer"] + result["authority"]:
         print(line)
     print(f";; {driver.sent} upstream queries")
+
+
+@app.command()
+def replay(
+    paths: Annotated[list[Path], typer.Argument(help="Scenario files or folders of .rpl files.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the simulation.")] = 0,
+) -> None:
+    """Replay Deckard/testbound scenarios against our resolver on the simulated network."""
+    import time
+
+    from poisonproof.replay.corpus import replay as replay_paths
+
+    started = time.perf_counter()
+    try:
+        results = replay_paths(list(paths), seed)
+    except FileNotFoundError as error:
+        raise _fail(str(error)) from None
+    elapsed = time.perf_counter() - started
+    passed = sum(1 for r in results if r.passed)
+    if as_json:
+        summary = {"scenarios": len(results), "passed": passed, "seconds": round(elapsed, 2)}
+        print(json.dumps({"summary": summary, "results": [r.to_json() for r in results]}, indent=2))
+    else:
+        out = Console(highlight=False)
+        for result in results:
+            runs = ", ".join(o.label for o in result.outcomes)
+            failure = result.first_failure
+            if failure is None:
+                out.print(f"[green]pass[/] {result.name} ({runs})")
+            else:
+                detail = escape(f"[{failure.label}] step {failure.step}: {failure.reason}")
+                out.print(f"[red]FAIL[/] {result.name} {detail}")
+        out.print(f"{passed} of {len(results)} scenarios passed in {elapsed:.1f}s")
+    if passed != len(results):
+        raise typer.Exit(code=1)
 
 
 @app.command()

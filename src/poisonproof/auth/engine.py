@@ -47,7 +47,8 @@ def _header_only_reply(wire: bytes, rcode: dns.rcode.Rcode) -> bytes:
 
 class AuthEngine:
     """Serves a `ZoneSet` (records in zone order: no random shuffling, so a simulation
-    with a given seed replays exactly). Replace `zones` to reload; in-flight calls finish on the old set."""
+    with a given seed replays exactly). Replace `zones` to reload; in-flight calls
+    finish on the old set."""
 
     def __init__(
         self,

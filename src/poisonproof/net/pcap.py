@@ -49,7 +49,9 @@ def _transport(packet: Packet, pseudo: bytes) -> bytes:
         return struct.pack("!HHHH", sport, dport, length, checksum or 0xFFFF) + packet.data
     payload = len(packet.data).to_bytes(2, "big") + packet.data
     header = struct.pack("!HHIIBBHHH", sport, dport, 1, 1, 5 << 4, 0x18, 65535, 0, 0)
-    checksum = _checksum(pseudo + struct.pack("!BBH", 0, _TCP, len(header) + len(payload)) + header + payload)
+    checksum = _checksum(
+        pseudo + struct.pack("!BBH", 0, _TCP, len(header) + len(payload)) + header + payload
+    )
     return header[:16] + struct.pack("!H", checksum) + header[18:] + payload
 
 
@@ -58,7 +60,9 @@ def ip_packet(packet: Packet) -> bytes:
     proto = _UDP if packet.proto == "udp" else _TCP
     if src.version == 4 and dst.version == 4:
         body = _transport(packet, src.packed + dst.packed)
-        header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(body), 0, 0, 64, proto, 0, src.packed, dst.packed)
+        header = struct.pack(
+            "!BBHHHBBH4s4s", 0x45, 0, 20 + len(body), 0, 0, 64, proto, 0, src.packed, dst.packed
+        )
         header = header[:10] + struct.pack("!H", _checksum(header)) + header[12:]
         return header + body
     src6 = ipaddress.IPv6Address(f"::ffff:{src}") if src.version == 4 else src

@@ -81,7 +81,9 @@ class SimStats:
 
 
 class _Waiter:
-    def __init__(self, reply_filter: ReplyFilter | None, future: asyncio.Future[tuple[bytes, Address]]) -> None:
+    def __init__(
+        self, reply_filter: ReplyFilter | None, future: asyncio.Future[tuple[bytes, Address]]
+    ) -> None:
         self.reply_filter = reply_filter
         self.future = future
 
@@ -250,7 +252,9 @@ class SimNetwork(Network):
         """An attacker at host `origin` sends a datagram claiming to come from `src`."""
         self.stats.injected += 1
         if delay > 0:
-            self.loop.call_later(delay, lambda: self.send(src, dst, data, origin=origin, spoofed=True))
+            self.loop.call_later(
+                delay, lambda: self.send(src, dst, data, origin=origin, spoofed=True)
+            )
         else:
             self.send(src, dst, data, origin=origin, spoofed=True)
 
@@ -352,7 +356,9 @@ class SimNetwork(Network):
         if target is None and self.fallback is not None:
             target = _TcpServer(self._fallback_for(server), DEFAULT_TCP_LIMITS)
         if target is None:
-            raise ConnectionRefusedError(errno.ECONNREFUSED, f"{server[0]}#{server[1]} refused (simulated)")
+            raise ConnectionRefusedError(
+                errno.ECONNREFUSED, f"{server[0]}#{server[1]} refused (simulated)"
+            )
         if target.connections >= target.limits.max_connections:
             raise ConnectionResetError(errno.ECONNRESET, "connection limit (simulated)")
         target.connections += 1
@@ -397,7 +403,11 @@ class Simulation:
     def __post_init__(self) -> None:
         self.loop = VirtualTimeLoop()
         self.network = SimNetwork(
-            self.loop, seed=self.seed, default_link=self.default_link, epoch=self.epoch, trace=self.trace
+            self.loop,
+            seed=self.seed,
+            default_link=self.default_link,
+            epoch=self.epoch,
+            trace=self.trace,
         )
 
     def run(self, main: Awaitable[object]) -> object:

@@ -234,7 +234,9 @@ class Resolver:
                 if scrubbed.kind is ReplyKind.ANSWER:
                     return Answer(dns.rcode.NOERROR, chain, from_cache=False)
                 if scrubbed.kind in (ReplyKind.NXDOMAIN, ReplyKind.NODATA):
-                    soa = [self.cache.negative_soa(scrubbed.soa)] if scrubbed.soa is not None else []
+                    soa = (
+                        [self.cache.negative_soa(scrubbed.soa)] if scrubbed.soa is not None else []
+                    )
                     rcode = (
                         dns.rcode.NXDOMAIN
                         if scrubbed.kind is ReplyKind.NXDOMAIN
