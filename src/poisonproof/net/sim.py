@@ -190,6 +190,8 @@ class SimNetwork(Network):
         self._busy_until: dict[tuple[str, str], float] = {}
         self._udp: dict[Address, _UdpServer | _ClientPort] = {}
         self._tcp: dict[Address, _TcpServer] = {}
+        self.wait_hooks: list[Callable[[str, int, ReplyFilter | None], None]] = []
+        """Called (host, port, filter) whenever a query starts waiting for its reply."""
         self.fallback: FallbackHandler | None = None
         """Answers for addresses nobody listens on (scripted scenario servers), or None."""
 
@@ -258,6 +260,14 @@ class SimNetwork(Network):
         else:
             self.send(src, dst, data, origin=origin, spoofed=True)
 
+    def arrive(self, src: Address, dst: Address, data: bytes) -> None:
+        """A forged datagram lands at `dst` now (its travel was accounted by the sender)."""
+        self.stats.sent += 1
+        self.stats.injected += 1
+        if self.trace_enabled:
+            self.packets.append(Packet(self.clock.wall(), "udp", src, dst, data, True, False))
+        self._arrive(src, dst, data)
+
     def _arrive(self, src: Address, dst: Address, data: bytes) -> None:
         endpoint = self._udp.get(dst)
         if endpoint is None and self.fallback is not None:
@@ -288,6 +298,16 @@ class SimNetwork(Network):
     def _unbind(self, kind: str, address: Address) -> None:
         table: dict[Address, object] = self._udp if kind == "udp" else self._tcp  # type: ignore[assignment]
         table.pop(address, None)
+
+    def waiting_queries(self, host: str) -> list[tuple[int, list[ReplyFilter]]]:
+        """(port, filters of the queries waiting there) on `host`: what a flood of guesses
+        is checked against (the simulator's view, not the attacker's)."""
+        found = []
+        for (ip, port), endpoint in self._udp.items():
+            if ip == host and isinstance(endpoint, _ClientPort):
+                live = [w.reply_filter for w in endpoint.waiters if not w.future.done()]
+                found.append((port, [f for f in live if f is not None]))
+        return found
 
     # -- the Network interface ---------------------------------------------------------
 
@@ -332,6 +352,8 @@ class SimNetwork(Network):
         endpoint.waiters.append(waiter)
         try:
             self.send(local, server, query)
+            for hook in self.wait_hooks:
+                hook(host, port, reply_filter)
             try:
                 return await asyncio.wait_for(waiter.future, timeout)
             except TimeoutError:

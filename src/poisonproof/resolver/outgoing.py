@@ -53,6 +53,11 @@ class QueryFactory:
             self._pool = entropy.secure.sample(range(low, high + 1), defenses.port_pool)
         self._cookie_secret = entropy.secure.getrandbits(128).to_bytes(16, "big")
 
+    @property
+    def ports(self) -> list[int] | None:
+        """The pool ports are drawn from (None: the whole ephemeral range)."""
+        return None if self._pool is None else list(self._pool)
+
     def txid(self) -> int:
         strategy = self.defenses.txid
         if strategy is TxidStrategy.CSPRNG:
@@ -187,9 +192,9 @@ class OutgoingQuery:
             return "bad_cookie"
         return None
 
-    def reject(self, reason: str) -> None:
-        """Count a datagram that arrived for this query and was not its reply."""
-        setattr(self.log, reason, getattr(self.log, reason) + 1)
+    def reject(self, reason: str, count: int = 1) -> None:
+        """Count datagrams that arrived for this query and were not its reply."""
+        setattr(self.log, reason, getattr(self.log, reason) + count)
 
     def accepted(self, data: bytes) -> None:
         """Learn from the accepted reply (the server's cookie)."""

