@@ -23,6 +23,7 @@ from rich.markup import escape
 from poisonproof.auth.rrl import ResponseRateLimiter, RrlConfig
 from poisonproof.auth.signing import ALGORITHMS, sign_zone_file
 from poisonproof.auth.zones import ZoneError
+from poisonproof.lab.cli_attack import lab_attack
 from poisonproof.lab.world_cli import world_app
 from poisonproof.logsetup import configure
 from poisonproof.net.address import parse_address
@@ -44,6 +45,7 @@ app.add_typer(zone_app, name="zone")
 lab_app = typer.Typer(no_args_is_help=True, help="The poisoning lab: worlds, attackers, trials.")
 app.add_typer(lab_app, name="lab")
 lab_app.add_typer(world_app, name="world")
+lab_app.command("attack")(lab_attack)
 console = Console(stderr=True)
 log = logging.getLogger("poisonproof.cli")
 

@@ -1,0 +1,193 @@
+"""Many trials of one attack setting: JSONL records as they end, resume, summary, theory.
+
+Owns: running trials for consecutive seeds, appending each result to a JSONL file the
+moment it ends (an interrupted run resumes at the first missing seed), and summarizing
+them beside RFC 5452's prediction: success rate, median packets and simulated time to
+poison with a distribution-free confidence interval for the median.
+Must never: keep results only in memory; reports are built from the records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import statistics
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from poisonproof.lab.arena import ArenaParams, ZoneFiles, with_port_pool
+from poisonproof.lab.attacks import AttackName, AttackParams, TrialResult, run_trial
+from poisonproof.lab.flood import ID_SPACE
+from poisonproof.lab.theory import Attempt, median_attempts
+from poisonproof.resolver.defenses import EPHEMERAL_PORTS, Defenses, TxidStrategy, preset
+
+SETTLE = 0.001
+"""Seconds the attacker waits after a window before checking (see `attacks.run_attack`)."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    attack: AttackName
+    defenses: str
+    arena: ArenaParams
+    attack_params: AttackParams
+    port_pool: int | None = None
+
+    def defenses_value(self) -> Defenses:
+        return with_port_pool(preset(self.defenses), self.port_pool)
+
+    def key(self) -> dict[str, object]:
+        return {
+            "attack": self.attack.value,
+            "defenses": self.defenses,
+            "port_pool": self.port_pool,
+            **{f"arena_{k}": v for k, v in dataclasses.asdict(self.arena).items()},
+            "rate": self.attack_params.rate,
+            "budget_packets": self.attack_params.budget_packets,
+            "budget_time": self.attack_params.budget_time,
+            "per_packet": self.attack_params.per_packet,
+        }
+
+    def theory(self) -> Attempt:
+        defenses = self.defenses_value()
+        pool = defenses.port_pool or (EPHEMERAL_PORTS[1] - EPHEMERAL_PORTS[0] + 1)
+        ids = 1 if defenses.txid is TxidStrategy.SEQUENTIAL else ID_SPACE
+        ids = ID_SPACE  # our attacker does not predict sequences: it guesses like the rest
+        case_bits = 16 if defenses.case_randomization else 0  # ~letters of x<hex>.bank.example
+        return Attempt(
+            rate=self.attack_params.rate,
+            window=self.arena.window,
+            servers=self.arena.servers,
+            ports=pool,
+            ids=ids,
+            case_bits=case_bits,
+        )
+
+    def seconds_per_attempt(self) -> float:
+        latency = self.arena.attacker_latency
+        extra = self.arena.ttl if self.attack is AttackName.CLASSIC else 0.0
+        return self.arena.window + 3 * latency + SETTLE + extra
+
+
+@dataclass(frozen=True)
+class Summary:
+    trials: int
+    successes: int
+    median_packets: float | None
+    median_time_s: float | None
+    ci_time_s: tuple[float, float] | None
+    median_attempts: float | None
+    predicted_p_success: float
+    predicted_median_attempts: float
+    predicted_median_time_s: float
+    wall_time_s: float
+
+    @property
+    def ratio(self) -> float | None:
+        if self.median_time_s is None or not math.isfinite(self.predicted_median_time_s):
+            return None
+        return self.median_time_s / self.predicted_median_time_s
+
+    def to_json(self) -> dict[str, object]:
+        out = dataclasses.asdict(self)
+        out["ratio"] = self.ratio
+        return out
+
+
+def median_ci(values: list[float], z: float = 1.96) -> tuple[float, float] | None:
+    """A distribution-free ~95% interval for the median (binomial order statistics)."""
+    n = len(values)
+    if n < 3:
+        return None
+    ordered = sorted(values)
+    half = z * math.sqrt(n) / 2
+    low = max(0, math.floor(n / 2 - half) - 1)
+    high = min(n - 1, math.ceil(n / 2 + half))
+    return ordered[low], ordered[high]
+
+
+def _median_with_failures(values: list[float], failures: int) -> float | None:
+    """The median, counting failed trials as 'longer than anything seen' (censored)."""
+    ordered = sorted(values) + [math.inf] * failures
+    if not ordered:
+        return None
+    middle = statistics.median_low(ordered)
+    return None if math.isinf(middle) else middle
+
+
+def summarize(setting: Setting, results: list[TrialResult]) -> Summary:
+    won = [r for r in results if r.success]
+    failures = len(results) - len(won)
+    times = [r.sim_time for r in won]
+    attempt = setting.theory()
+    p_s = attempt.p_success
+    predicted_attempts = median_attempts(p_s)
+    ci = median_ci(times + [math.inf] * failures) if won else None
+    return Summary(
+        trials=len(results),
+        successes=len(won),
+        median_packets=_median_with_failures([float(r.packets) for r in won], failures),
+        median_time_s=_median_with_failures(times, failures),
+        ci_time_s=ci if ci is None or math.isfinite(ci[1]) else (ci[0], math.inf),
+        median_attempts=_median_with_failures([float(r.attempts) for r in won], failures),
+        predicted_p_success=p_s,
+        predicted_median_attempts=predicted_attempts,
+        predicted_median_time_s=predicted_attempts * setting.seconds_per_attempt(),
+        wall_time_s=round(sum(r.wall_time for r in results), 3),
+    )
+
+
+def _load(path: Path, key: dict[str, object]) -> dict[int, TrialResult]:
+    done: dict[int, TrialResult] = {}
+    if not path.exists():
+        return done
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by an interruption: that trial runs again
+        if record.get("setting") != key:
+            continue
+        fields = {f.name for f in dataclasses.fields(TrialResult)}
+        result = TrialResult(**{k: v for k, v in record["result"].items() if k in fields})
+        done[result.seed] = result
+    return done
+
+
+def run_trials(
+    setting: Setting,
+    trials: int,
+    seed: int,
+    out: Path | None = None,
+    progress: Callable[[TrialResult], None] | None = None,
+) -> Iterator[TrialResult]:
+    """Yield each trial's result (from the JSONL file when it already holds it)."""
+    key = setting.key()
+    done = _load(out, key) if out is not None else {}
+    zones = ZoneFiles(setting.arena)
+    try:
+        for trial_seed in range(seed, seed + trials):
+            if trial_seed in done:
+                result = done[trial_seed]
+            else:
+                result = run_trial(
+                    setting.attack,
+                    setting.defenses_value(),
+                    setting.defenses,
+                    setting.arena,
+                    setting.attack_params,
+                    trial_seed,
+                    zones,
+                )
+                if out is not None:
+                    with out.open("a") as handle:
+                        handle.write(
+                            json.dumps({"setting": key, "result": result.to_json()}) + "\n"
+                        )
+            if progress is not None:
+                progress(result)
+            yield result
+    finally:
+        zones.cleanup()
