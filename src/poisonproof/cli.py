@@ -383,14 +383,25 @@ def replay(
 
 @app.command()
 def demo(
-    base_port: Annotated[int, typer.Option(help="First port of the demo hierarchy.")] = 5300,
+    hierarchy: Annotated[
+        bool, typer.Option(help="Instead: walk the authoritative lab hierarchy on loopback.")
+    ] = False,
+    base_port: Annotated[
+        int, typer.Option(help="Port of the hierarchy (with --hierarchy).")
+    ] = 5300,
+    out_dir: Annotated[Path, typer.Option(help="Where the demo writes its records.")] = Path("out"),
 ) -> None:
-    """Start a small root -> TLD -> zone hierarchy on loopback and show answers from it."""
-    from poisonproof.demo import run_demo
+    """The Kaminsky lab in one command (simulated network, no root needed)."""
+    if hierarchy:
+        from poisonproof.demo import run_demo as run_hierarchy
 
-    configure(False)
-    with contextlib.suppress(KeyboardInterrupt):
-        run(run_demo(base_port))
+        configure(False)
+        with contextlib.suppress(KeyboardInterrupt):
+            run(run_hierarchy(base_port))
+        return
+    from poisonproof.lab.demo import run_demo as run_lab
+
+    run_lab(out_dir)
 
 
 def main() -> None:
