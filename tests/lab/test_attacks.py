@@ -1,0 +1,95 @@
+"""The attacks on the simulated network: they poison the 2008 resolver, not the default one,
+agree with RFC 5452, and the batched flood agrees with sending every packet."""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import pytest
+
+from poisonproof.lab.arena import ATTACKER_IP, REAL_WWW, ArenaParams, ZoneFiles
+from poisonproof.lab.attacks import AttackName, AttackParams, run_trial
+from poisonproof.lab.trials import Setting, run_trials, summarize
+from poisonproof.resolver.defenses import preset
+
+ARENA = ArenaParams(servers=1, window=0.1, ttl=300)
+
+
+@pytest.fixture(scope="module")
+def zones():
+    files = ZoneFiles(ARENA)
+    yield files
+    files.cleanup()
+
+
+@pytest.mark.parametrize("attack", [AttackName.KAMINSKY, AttackName.KAMINSKY_ANSWER])
+def test_kaminsky_poisons_the_2008_resolver(zones, attack):
+    result = run_trial(attack, preset("2008"), "2008", ARENA, AttackParams(rate=100_000), 3, zones)
+    assert result.success and result.victim_sees == [ATTACKER_IP]
+    assert result.attempts < 60 and result.wall_time < 5
+    assert result.reasons["near_misses"] > 0  # the losing guesses did land, and were refused
+
+
+@pytest.mark.parametrize("attack", [AttackName.KAMINSKY, AttackName.KAMINSKY_ANSWER])
+def test_the_default_resolver_survives_the_same_budget(zones, attack):
+    budget = AttackParams(rate=100_000, budget_packets=3_000_000)
+    result = run_trial(attack, preset("default"), "default", ARENA, budget, 3, zones)
+    assert not result.success and result.victim_sees == [REAL_WWW]
+    assert result.packets == 3_000_000
+    assert result.reasons.get("nearmiss_tcp_retries", 0) > 0  # near misses sent it to TCP
+
+
+def test_forged_answer_variant_is_scrubbed_even_if_it_wins():
+    """Without port/ID/case randomization but with scrubbing, variant (b) wins the race and
+    still poisons nothing: its NS/A override is not believed."""
+    zones = ZoneFiles(ARENA)
+    try:
+        weak = preset("2008")
+        import dataclasses
+
+        scrubbing = dataclasses.replace(weak, bailiwick=True, credibility=True)
+        params = AttackParams(rate=200_000, budget_packets=600_000)
+        result = run_trial(
+            AttackName.KAMINSKY_ANSWER, scrubbing, "2008+scrub", ARENA, params, 5, zones
+        )
+        assert not result.success and result.victim_sees == [REAL_WWW]
+    finally:
+        zones.cleanup()
+
+
+def test_batched_and_per_packet_floods_give_the_same_trials(zones):
+    params = AttackParams(rate=20_000)
+    for seed in range(4):
+        batched = run_trial(AttackName.KAMINSKY, preset("2008"), "2008", ARENA, params, seed, zones)
+        per_packet = run_trial(
+            AttackName.KAMINSKY,
+            preset("2008"),
+            "2008",
+            ARENA,
+            AttackParams(rate=20_000, per_packet=True),
+            seed,
+            zones,
+        )
+        assert (batched.success, batched.attempts, batched.packets) == (
+            per_packet.success,
+            per_packet.attempts,
+            per_packet.packets,
+        )
+        assert batched.sim_time == pytest.approx(per_packet.sim_time)
+
+
+def test_measured_median_agrees_with_rfc_5452():
+    setting = Setting(
+        AttackName.KAMINSKY, "2008", ArenaParams(servers=2, window=0.05), AttackParams(rate=100_000)
+    )
+    results = list(run_trials(setting, 120, 100))
+    summary = summarize(setting, results)
+    assert summary.successes == summary.trials
+    predicted = summary.predicted_median_attempts
+    attempts = statistics.median(r.attempts for r in results)
+    assert abs(attempts / predicted - 1) < 0.25, (attempts, predicted)
+    # the attempts are geometric: their mean is 1/P_s
+    mean = statistics.mean(r.attempts for r in results)
+    assert abs(mean * summary.predicted_p_success - 1) < 0.25
+    assert not math.isinf(summary.predicted_median_time_s)
