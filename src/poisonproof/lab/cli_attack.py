@@ -57,6 +57,9 @@ def lab_attack(
     per_packet: Annotated[
         bool, typer.Option(help="Send every guess as its own datagram (slow).")
     ] = False,
+    duplicates: Annotated[
+        int, typer.Option(help="Identical triggers per attempt (birthday).")
+    ] = 100,
     out: Annotated[
         Path | None, typer.Option(help="Append each trial to this JSONL file (resumes).")
     ] = None,
@@ -94,7 +97,11 @@ def lab_attack(
         defenses,
         ArenaParams(servers=servers, window=window, ttl=ttl),
         AttackParams(
-            rate=rate, budget_packets=budget, budget_time=budget_time, per_packet=per_packet
+            rate=rate,
+            budget_packets=budget,
+            budget_time=budget_time,
+            per_packet=per_packet,
+            duplicates=duplicates,
         ),
         port_pool=port_pool,
     )

@@ -48,6 +48,7 @@ class Setting:
             "budget_packets": self.attack_params.budget_packets,
             "budget_time": self.attack_params.budget_time,
             "per_packet": self.attack_params.per_packet,
+            "duplicates": self.attack_params.duplicates,
         }
 
     def theory(self) -> Attempt:
@@ -56,7 +57,11 @@ class Setting:
         ids = 1 if defenses.txid is TxidStrategy.SEQUENTIAL else ID_SPACE
         ids = ID_SPACE  # our attacker does not predict sequences: it guesses like the rest
         case_bits = 16 if defenses.case_randomization else 0  # ~letters of x<hex>.bank.example
+        identical = 1
+        if self.attack is AttackName.BIRTHDAY and not defenses.merge_duplicates:
+            identical = self.attack_params.duplicates
         return Attempt(
+            identical=identical,
             rate=self.attack_params.rate,
             window=self.arena.window,
             servers=self.arena.servers,
