@@ -27,6 +27,7 @@ from poisonproof.net.base import (
     Via,
 )
 from poisonproof.net.framing import StreamDeframer, frame
+from poisonproof.net.waiters import Waiter, offer
 
 log = logging.getLogger("poisonproof.net")
 
@@ -267,13 +268,6 @@ class TcpService:
             await self._server.wait_closed()
 
 
-@dataclass
-class _Waiter:
-    server: Address
-    reply_filter: ReplyFilter | None
-    future: asyncio.Future[tuple[bytes, Address]]
-
-
 class _SourcePort(asyncio.DatagramProtocol):
     """One bound UDP socket and the queries waiting on it for their replies."""
 
@@ -284,38 +278,27 @@ class _SourcePort(asyncio.DatagramProtocol):
         self._ports = ports
         self._key = key
         self.transport: asyncio.DatagramTransport | None = None
-        self.waiters: list[_Waiter] = []
+        self.waiters: list[Waiter] = []
         self._linger: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
-        sender: Address = (addr[0], addr[1])
-        live = [w for w in self.waiters if not w.future.done()]
-        verdicts = []
-        for waiter in live:
-            reason = waiter.reply_filter.check(data, sender) if waiter.reply_filter else None
-            if reason is None:
-                waiter.future.set_result((data, sender))
-                return
-            verdicts.append((waiter, reason))
-        for waiter, reason in verdicts:
-            assert waiter.reply_filter is not None
-            waiter.reply_filter.reject(reason)
+        offer(self.waiters, data, (addr[0], addr[1]))
 
     def error_received(self, exc: Exception) -> None:
         for waiter in self.waiters:
             if not waiter.future.done() and isinstance(exc, ConnectionRefusedError):
                 waiter.future.set_exception(exc)
 
-    def add(self, waiter: _Waiter) -> None:
+    def add(self, waiter: Waiter) -> None:
         if self._linger is not None:
             self._linger.cancel()
             self._linger = None
         self.waiters.append(waiter)
 
-    def remove(self, waiter: _Waiter) -> None:
+    def remove(self, waiter: Waiter) -> None:
         self.waiters.remove(waiter)
         if self.waiters or self.transport is None:
             return
@@ -383,7 +366,7 @@ class RealNetwork(Network):
                     family=_family(server[0]),
                 )
                 self._ports[source] = port
-        waiter = _Waiter(server, reply_filter, loop.create_future())
+        waiter = Waiter(reply_filter, loop.create_future())
         port.add(waiter)
         try:
             assert port.transport is not None

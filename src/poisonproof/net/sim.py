@@ -30,6 +30,7 @@ from poisonproof.net.base import (
 )
 from poisonproof.net.pcap import Packet, write_pcap
 from poisonproof.net.virtual_time import VirtualTimeLoop
+from poisonproof.net.waiters import Waiter, offer
 
 log = logging.getLogger("poisonproof.sim")
 
@@ -80,32 +81,14 @@ class SimStats:
     handler_errors: int = 0
 
 
-class _Waiter:
-    def __init__(
-        self, reply_filter: ReplyFilter | None, future: asyncio.Future[tuple[bytes, Address]]
-    ) -> None:
-        self.reply_filter = reply_filter
-        self.future = future
-
-
 class _ClientPort:
     """A bound source port and the queries waiting on it."""
 
     def __init__(self) -> None:
-        self.waiters: list[_Waiter] = []
+        self.waiters: list[Waiter] = []
 
     def deliver(self, data: bytes, src: Address) -> None:
-        live = [w for w in self.waiters if not w.future.done()]
-        verdicts = []
-        for waiter in live:
-            reason = waiter.reply_filter.check(data, src) if waiter.reply_filter else None
-            if reason is None:
-                waiter.future.set_result((data, src))
-                return
-            verdicts.append((waiter, reason))
-        for waiter, reason in verdicts:
-            assert waiter.reply_filter is not None
-            waiter.reply_filter.reject(reason)
+        offer(self.waiters, data, src)
 
 
 class _UdpServer:
@@ -348,7 +331,7 @@ class SimNetwork(Network):
             endpoint = self._udp[local] = _ClientPort()
         elif not isinstance(endpoint, _ClientPort):
             raise OSError(errno.EADDRINUSE, f"{host}#{port} is a server port (simulated)")
-        waiter = _Waiter(reply_filter, self.loop.create_future())
+        waiter = Waiter(reply_filter, self.loop.create_future())
         endpoint.waiters.append(waiter)
         try:
             self.send(local, server, query)
