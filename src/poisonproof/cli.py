@@ -46,6 +46,29 @@ lab_app = typer.Typer(no_args_is_help=True, help="The poisoning lab: worlds, att
 app.add_typer(lab_app, name="lab")
 lab_app.add_typer(world_app, name="world")
 lab_app.command("attack")(lab_attack)
+
+
+@lab_app.command("ablation")
+def lab_ablation(
+    trials: Annotated[int, typer.Option(help="Trials per cell.")] = 3,
+    budget: Annotated[int, typer.Option(help="Forged replies per trial.")] = 1_000_000,
+    markdown_out: Annotated[
+        Path | None, typer.Option("--markdown", help="Also write the table as Markdown.")
+    ] = None,
+) -> None:
+    """2008 plus each defense, default minus each defense, against every attack."""
+    from poisonproof.lab.ablation import markdown, run_ablation
+
+    logging.getLogger("poisonproof.resolver").setLevel(logging.ERROR)
+    table = run_ablation(trials, budget)
+    text = markdown(
+        table, trials, budget, f"poisonproof lab ablation --trials {trials} --budget {budget}"
+    )
+    print(text)
+    if markdown_out is not None:
+        markdown_out.write_text(text)
+
+
 console = Console(stderr=True)
 log = logging.getLogger("poisonproof.cli")
 
