@@ -122,3 +122,42 @@ def test_birthday_triggers_become_many_queries_unless_merged(zones, merge, expec
         assert sim.run(main()) == expected
     finally:
         sim.close()
+
+
+def test_indirect_trigger_through_the_mail_service(zones):
+    """The resolver refuses the attacker, yet mail to the attacker's domain makes the mail
+    service look up a victim-zone name, and that lookup is raced and poisoned."""
+    import asyncio
+
+    from poisonproof.lab.arena import build_arena
+    from poisonproof.net.sim import Simulation
+
+    mail_zones = ZoneFiles(ARENA)
+    try:
+        result = run_trial(
+            AttackName.MAIL,
+            preset("2008"),
+            "2008",
+            ARENA,
+            AttackParams(rate=100_000),
+            2,
+            mail_zones,
+        )
+        assert result.success and result.victim_sees == [ATTACKER_IP]
+        sim = Simulation(seed=2, trace=False)
+
+        async def attacker_asks() -> int:
+            arena = await build_arena(
+                sim, ARENA, preset("2008"), mail_zones, 2, open_resolver=False
+            )
+            reply = await arena.ask("www.bank.example", source=ATTACKER_IP)
+            await arena.stop()
+            await asyncio.sleep(0)
+            return reply.rcode() if reply is not None else -1
+
+        try:
+            assert sim.run(attacker_asks()) == 5  # REFUSED: not an open resolver
+        finally:
+            sim.close()
+    finally:
+        mail_zones.cleanup()

