@@ -161,3 +161,19 @@ def test_indirect_trigger_through_the_mail_service(zones):
             sim.close()
     finally:
         mail_zones.cleanup()
+
+
+def test_forwarder_confusion_needs_forwarder_scrubbing(zones):
+    """MaginotDNS class: with bailiwick scrubbing on the recursive path only, the direct
+    Kaminsky attack fails but the same forgery through the forwarder path poisons."""
+    import dataclasses
+
+    recursion_only = dataclasses.replace(preset("2008"), bailiwick=True, forwarder_bailiwick=False)
+    both = dataclasses.replace(recursion_only, forwarder_bailiwick=True)
+    params = AttackParams(rate=100_000, budget_packets=1_500_000)
+    direct = run_trial(AttackName.KAMINSKY, recursion_only, "x", ARENA, params, 4, zones)
+    assert not direct.success
+    confused = run_trial(AttackName.FORWARDER, recursion_only, "x", ARENA, params, 4, zones)
+    assert confused.success and confused.victim_sees == [ATTACKER_IP]
+    fixed = run_trial(AttackName.FORWARDER, both, "x", ARENA, params, 4, zones)
+    assert not fixed.success and fixed.victim_sees == [REAL_WWW]

@@ -24,13 +24,20 @@ SWITCHES: dict[str, tuple[str, ...]] = {
     "random ports": ("port_pool", "fixed_port"),
     "0x20": ("case_randomization",),
     "bailiwick scrubbing": ("bailiwick",),
+    "forwarder scrubbing": ("forwarder_bailiwick",),
     "credibility ranks": ("credibility",),
     "query merging": ("merge_duplicates",),
     "near-miss TCP": ("nearmiss_tcp",),
     "unwanted-reply alarm": ("unwanted_threshold",),
     "cookies": ("cookies",),
 }
-ATTACKS = (AttackName.KAMINSKY, AttackName.KAMINSKY_ANSWER, AttackName.BIRTHDAY)
+ATTACKS = (
+    AttackName.KAMINSKY,
+    AttackName.KAMINSKY_ANSWER,
+    AttackName.BIRTHDAY,
+    AttackName.MAIL,
+    AttackName.FORWARDER,
+)
 
 
 def rows() -> list[tuple[str, Defenses]]:

