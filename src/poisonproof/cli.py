@@ -48,6 +48,23 @@ lab_app.add_typer(world_app, name="world")
 lab_app.command("attack")(lab_attack)
 
 
+@lab_app.command("report")
+def lab_report(
+    records: Annotated[Path, typer.Argument(help="A JSONL file of trial records.")],
+    out: Annotated[
+        Path, typer.Option("-o", "--out", help="Directory for the plots and page.")
+    ] = Path("report"),
+) -> None:
+    """PNG plots and a self-contained HTML page from trial records."""
+    from poisonproof.lab.report import ReportError, build_report
+
+    try:
+        page = build_report(records, out)
+    except ReportError as error:
+        raise _fail(str(error)) from None
+    print(f"report: {page}")
+
+
 @lab_app.command("ablation")
 def lab_ablation(
     trials: Annotated[int, typer.Option(help="Trials per cell.")] = 3,

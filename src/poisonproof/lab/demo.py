@@ -18,6 +18,7 @@ from rich.table import Table
 from poisonproof.lab.arena import ArenaParams
 from poisonproof.lab.attacks import AttackName, AttackParams
 from poisonproof.lab.explain import explain
+from poisonproof.lab.report import build_report
 from poisonproof.lab.trials import Setting, run_trials, summarize
 
 RATE = 100_000.0
@@ -95,5 +96,6 @@ def run_demo(out_dir: Path = Path("out"), trials: int = 20) -> Path:
         "and randomizes the case of the name (0x20): one forged reply in ~2^47 could match,\n"
         "and a near miss sends the query over TCP. DNSSEC (later) makes even a match worthless."
     )
-    console.print(f"records: {records}   ({time.perf_counter() - started:.1f} s)")
+    page = build_report(records, out_dir / "report")
+    console.print(f"records: {records}   report: {page}   ({time.perf_counter() - started:.1f} s)")
     return records
