@@ -48,6 +48,27 @@ lab_app.add_typer(world_app, name="world")
 lab_app.command("attack")(lab_attack)
 
 
+@lab_app.command("sweep")
+def lab_sweep(
+    grid_file: Annotated[Path, typer.Argument(help="The grid (TOML).")],
+    workers: Annotated[int | None, typer.Option(help="Local processes (default: CPUs).")] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Dask scheduler address: run on that cluster instead.")
+    ] = None,
+) -> None:
+    """Every combination of a parameter grid; records appended as trials end (resumable)."""
+    from poisonproof.lab.sweep import GridError, load_grid, run_grid
+
+    try:
+        grid = load_grid(grid_file)
+        ran = run_grid(
+            grid, workers, scheduler, lambda done, total: console.print(f"{done}/{total} trials")
+        )
+    except GridError as error:
+        raise _fail(str(error)) from None
+    print(f"{ran} trials run over {len(grid.settings)} settings; records: {grid.out}")
+
+
 @lab_app.command("report")
 def lab_report(
     records: Annotated[Path, typer.Argument(help="A JSONL file of trial records.")],
