@@ -36,3 +36,19 @@ def test_bad_grids_name_the_problem(tmp_path):
     grid_file.write_text('attack = "teleport"\n')
     with pytest.raises(GridError, match="attack 'teleport'"):
         load_grid(grid_file)
+
+
+def test_grid_on_a_dask_cluster(tmp_path):
+    """The same sweep through a real Dask scheduler (a local cluster of 2 processes)."""
+    from dask.distributed import LocalCluster
+
+    grid_file = tmp_path / "grid.toml"
+    grid_file.write_text(
+        'trials = 2\n[grid]\ndefenses = "2008"\nrate = 200000\nport_pool = [1, 2]\n'
+    )
+    grid = load_grid(grid_file)
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        assert run_grid(grid, scheduler=cluster.scheduler_address) == 4
+    assert len(grid.out.read_text().splitlines()) == 4
