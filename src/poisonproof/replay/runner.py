@@ -219,6 +219,5 @@ async def _play(
         for query in queries:
             query.cancel()
         await asyncio.gather(*queries, return_exceptions=True)
-        for task in list(server._inflight.values()):
-            task.cancel()
+        server.abandon()
         await server.stop(quiet=True)

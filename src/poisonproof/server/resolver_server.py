@@ -76,6 +76,11 @@ class ResolverServer:
             self.resolver.defenses.describe(),
         )
 
+    def abandon(self) -> None:
+        """Cancel resolutions still running (a scenario or trial that is over)."""
+        for task in list(self._inflight.values()):
+            task.cancel()
+
     async def stop(self, quiet: bool = False) -> None:
         for service in self.services:
             await service.close()  # a UDP service first answers what is in flight
