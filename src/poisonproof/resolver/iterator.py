@@ -550,7 +550,7 @@ class Resolver:
             if tcp and not self._tcp_reply_matches(reply, query, state):
                 budget.trace.append(TraceEvent(server, question, "TCP reply to another question"))
                 return None
-            query.accepted(result.wire)
+            query.accepted(reply)
             if query.log.server_cookie is not None:
                 state.server_cookie = query.log.server_cookie
             if reply.flags & dns.flags.TC and not tcp:

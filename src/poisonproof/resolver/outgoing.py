@@ -196,12 +196,8 @@ class OutgoingQuery:
         """Count datagrams that arrived for this query and were not its reply."""
         setattr(self.log, reason, getattr(self.log, reason) + count)
 
-    def accepted(self, data: bytes) -> None:
-        """Learn from the accepted reply (the server's cookie)."""
-        try:
-            reply = dns.message.from_wire(data)
-        except Exception:
-            return
+    def accepted(self, reply: dns.message.Message) -> None:
+        """Learn from the accepted reply, already parsed by the caller (the server's cookie)."""
         cookie = next((o for o in reply.options if o.otype == COOKIE_OPTION), None)
         if cookie is not None and self.client_cookie is not None:
             self.log.server_cookie = cookie.server or None  # type: ignore[attr-defined]
