@@ -7,7 +7,7 @@ measured median time to poison (with a 95% interval) with RFC 5452's prediction;
 measures forged replies per CPU second in batched mode and the wall time of one 2008 trial.
 Writes the figures into BENCHMARKS.md between `<!-- bench:lab ... -->` markers.
 
-Usage: python bench/lab_sweep.py [--trials N] [--write BENCHMARKS.md]
+Usage: python bench/lab_sweep.py [--trials N] [--write BENCHMARKS.md] [--only-pool P ...]
 Must never: run against anything but the simulated network.
 """
 
@@ -56,9 +56,11 @@ def run_chunk(args: tuple[tuple[int, int, float, float], int, int]) -> list[dict
     return [r.to_json() for r in run_trials(setting, count, first)]
 
 
-def sweep(trials: int, workers: int) -> list[dict[str, object]]:
+def sweep(
+    trials: int, workers: int, grid: list[tuple[int, int, float, float]] = GRID
+) -> list[dict[str, object]]:
     rows = []
-    for point in GRID:
+    for point in grid:
         setting = setting_for(*point)
         chunks = [(point, first, min(50, trials - first)) for first in range(0, trials, 50)]
         started = time.perf_counter()
@@ -190,7 +192,17 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=600)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--write", type=Path)
+    parser.add_argument(
+        "--only-pool",
+        type=int,
+        action="append",
+        help="run only the grid settings with this port pool (repeatable); prints, writes nothing",
+    )
     args = parser.parse_args()
+    if args.only_pool:
+        grid = [point for point in GRID if point[0] in args.only_pool]
+        sweep(args.trials, args.workers, grid)
+        return
     figures = speed()
     print(json.dumps(figures), flush=True)
     rows = sweep(args.trials, args.workers)

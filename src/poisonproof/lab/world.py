@@ -5,7 +5,8 @@ which zone files from `poisonproof/data/world`), the root hints a resolver needs
 iterate through it, the deterministic list of questions comparison tests ask, starting
 the world in-process (`start_world`), and running it as a detached background process
 (`world_up` / `world_down`, the `poisonproof lab world up|down` commands) whose
-whereabouts are kept in a state directory.
+whereabouts are kept in a state directory. A signed world (`world_up(signed=True)`) is
+signed by `poisonproof.lab.signed_world` into the state directory before it is served.
 
 Must never: bind or send outside 127.0.0.0/8 (every address is checked before anything
 is bound), answer DNS itself (the `AuthServer`s do), kill a process it cannot identify
@@ -60,7 +61,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -69,6 +70,7 @@ from typing import Any
 import dns.name
 
 from poisonproof.auth.zones import ServedZone, load_zone
+from poisonproof.lab.signed_world import Breakage, sign_world
 from poisonproof.net.base import Network
 from poisonproof.server.auth_server import AuthServer
 
@@ -96,6 +98,7 @@ ROOT_HINTS_FILE = "root.hints"
 LOG_FILE = "world.log"
 LOCK_FILE = "lock"
 ZONES_SUBDIR = "zones"
+SIGNED_SUBDIR = "signed"
 SERVE_MODULE = "poisonproof.lab.world"
 
 _DEFAULT_BASE = ipaddress.IPv4Address(DEFAULT_ADDRESS_BASE)
@@ -367,19 +370,25 @@ async def start_world(
     address_base: str = DEFAULT_ADDRESS_BASE,
     *,
     zone_workdir: Path | None = None,
+    zone_dir: Path | None = None,
 ) -> RunningWorld:
     """Start one `AuthServer` per address of the world, all on `port` (UDP and TCP).
 
     A relocated world (another address base) writes its zone files into `zone_workdir`,
-    or a temporary directory removed by `stop()`. If any server cannot bind, those
-    already started are stopped and the `OSError` (errno kept) propagates.
+    or a temporary directory removed by `stop()`. `zone_dir` serves the world's zone files
+    from there instead, as they are (already written for `address_base`): a signed world
+    (`SignedWorld.zone_dir`). If any server cannot bind, those already started are
+    stopped and the `OSError` (errno kept) propagates.
     """
     if not 0 < port < 65536:
         raise ValueError(f"port {port} is not in 1..65535 (every server needs the same port)")
     world = lab_world(address_base)
     tempdir: tempfile.TemporaryDirectory[str] | None = None
-    zone_dir = world.zone_dir
-    if world.relocated:
+    if zone_dir is None:
+        zone_dir = world.zone_dir
+    elif not all((zone_dir / f).is_file() for f in world.zone_files):
+        raise ValueError(f"{zone_dir} lacks some of the world's zone files")
+    if world.relocated and zone_dir == world.zone_dir:
         if zone_workdir is None:
             tempdir = tempfile.TemporaryDirectory(prefix="poisonproof-world-zones-")
             zone_workdir = Path(tempdir.name)
@@ -551,6 +560,7 @@ def _remove_state(state_dir: Path, *, keep_log: bool = False) -> None:
         with contextlib.suppress(FileNotFoundError):
             (state_dir / name).unlink()
     shutil.rmtree(state_dir / ZONES_SUBDIR, ignore_errors=True)
+    shutil.rmtree(state_dir / SIGNED_SUBDIR, ignore_errors=True)
     if not keep_log:
         with contextlib.suppress(FileNotFoundError):
             (state_dir / LOG_FILE).unlink()
@@ -595,15 +605,27 @@ def world_up(
     address_base: str = DEFAULT_ADDRESS_BASE,
     *,
     timeout: float = 20.0,
+    signed: bool = False,
+    unsigned: Iterable[str] = (),
+    broken: Mapping[str, Breakage] | None = None,
 ) -> UpResult:
     """Start the world as a detached process unless one already runs from `state_dir`.
 
     Writes `state.json` (pid, port, servers with addresses and zone files, root hints
     path, log path) and `root.hints` into the state directory. Raises `WorldError` with
     an actionable message when the world cannot start (EACCES on port 53, ...).
+
+    `signed` (implied by `unsigned` or `broken`) signs the world into `<state dir>/signed`
+    first (`poisonproof.lab.signed_world.sign_world`, which says what `unsigned` and
+    `broken` do) and serves that; the state then names the root trust anchor files
+    (`trust_anchor`: zone-file DS, `trust_anchor_bind`: `trust-anchors { };` for delv)
+    and, under `dnssec`, each zone's algorithm, denial and expected validation outcome.
     """
     if not 0 < port < 65536:
         raise WorldError(f"port {port} is not in 1..65535")
+    unsigned = tuple(unsigned)
+    broken = dict(broken or {})
+    signed = signed or bool(unsigned) or bool(broken)
     try:
         world = lab_world(address_base)
     except ValueError as error:
@@ -614,20 +636,37 @@ def world_up(
         if running is not None:
             return UpResult(running, already_up=True)
         _remove_state(state_dir)
+        serve_args = [
+            sys.executable,
+            "-m",
+            SERVE_MODULE,
+            "serve",
+            "--state-dir",
+            str(state_dir),
+            "--port",
+            str(port),
+            "--address-base",
+            world.address_base,
+        ]
+        dnssec: dict[str, Any] = {"signed": False, "trust_anchor": None}
+        if signed:
+            try:
+                signed_world = sign_world(
+                    world, state_dir / SIGNED_SUBDIR, unsigned=unsigned, broken=broken
+                )
+            except ValueError as error:
+                _remove_state(state_dir)
+                raise WorldError(str(error)) from None
+            serve_args += ["--zone-dir", str(signed_world.zone_dir)]
+            dnssec = {
+                "signed": True,
+                "trust_anchor": str(signed_world.trust_anchor),
+                "trust_anchor_bind": str(signed_world.trust_anchor_bind),
+                "dnssec": signed_world.to_json(),
+            }
         with (state_dir / LOG_FILE).open("ab") as log_file:
             proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    SERVE_MODULE,
-                    "serve",
-                    "--state-dir",
-                    str(state_dir),
-                    "--port",
-                    str(port),
-                    "--address-base",
-                    world.address_base,
-                ],
+                serve_args,
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
@@ -647,6 +686,7 @@ def world_up(
             "root_hints": str(hints),
             "log": str(state_dir / LOG_FILE),
             "root_servers": [s.address for s in world.root_servers],
+            **dnssec,
             "servers": ready["servers"],
         }
         _write_json(state_dir / STATE_FILE, state)
@@ -723,12 +763,16 @@ def world_down(state_dir: Path | None = None, *, timeout: float = 10.0) -> DownR
 # -- `python -m poisonproof.lab.world serve`: the detached process ----------------------
 
 
-async def _serve(state_dir: Path, port: int, address_base: str) -> int:
+async def _serve(
+    state_dir: Path, port: int, address_base: str, zone_dir: Path | None = None
+) -> int:
     from poisonproof.net.real import RealNetwork
 
     zone_workdir = state_dir / ZONES_SUBDIR
     try:
-        running = await start_world(RealNetwork(), port, address_base, zone_workdir=zone_workdir)
+        running = await start_world(
+            RealNetwork(), port, address_base, zone_workdir=zone_workdir, zone_dir=zone_dir
+        )
     except OSError as error:
         message = bind_failure_message(error, port)
         log.error("cannot start the world: %s", message)
@@ -767,6 +811,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--state-dir", type=Path, required=True)
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
     serve.add_argument("--address-base", default=DEFAULT_ADDRESS_BASE)
+    serve.add_argument(
+        "--zone-dir", type=Path, default=None, help="serve these zone files (a signed world)"
+    )
     serve.add_argument("--verbose", "-v", action="store_true")
     args = parser.parse_args(argv)
 
@@ -775,7 +822,7 @@ def main(argv: list[str] | None = None) -> int:
 
     configure(args.verbose)
     try:
-        return run(_serve(args.state_dir, args.port, args.address_base))
+        return run(_serve(args.state_dir, args.port, args.address_base, args.zone_dir))
     except ValueError as error:
         log.error("%s", error)
         _write_json(args.state_dir / ERROR_FILE, {"errno": None, "message": str(error)})

@@ -1,7 +1,9 @@
 """`poisonproof lab world up|down`: the lab world as a background process (typer + rich).
 
-Owns: the options of `up` and `down`, printing where the world is (a rich table, or
-JSON with --json), and turning `WorldError`s into one clear message and exit code 2.
+Owns: the options of `up` and `down` (`up --signed [--unsigned ZONE]... [--break
+ZONE=expired|missing-ds|wrong-key]...` for a signed world), printing where the world is (a
+rich table, or JSON with --json), and turning `WorldError`s into one clear message and
+exit code 2.
 Must never: start or stop servers itself; `poisonproof.lab.world` does.
 Also runnable as `python -m poisonproof.lab.world_cli up|down ...`.
 """
@@ -17,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from poisonproof.lab.signed_world import Breakage, parse_breakage
 from poisonproof.lab.world import (
     DEFAULT_ADDRESS_BASE,
     DEFAULT_PORT,
@@ -65,6 +68,14 @@ def _print_state(state: dict[str, Any], already_up: bool) -> None:
     out.print(table)
     out.print(f"root servers: {' '.join(state['root_servers'])}", highlight=False)
     out.print(f"root hints:   {state['root_hints']}", highlight=False)
+    if state.get("signed"):
+        out.print(f"trust anchor: {state['trust_anchor']}", highlight=False)
+        out.print(f"  for delv:   {state['trust_anchor_bind']}", highlight=False)
+        for zone in state["dnssec"]["zones"]:
+            how = f"{zone['algorithm']} {zone['denial']}" if zone["algorithm"] else "unsigned"
+            if zone["breakage"]:
+                how += f", broken: {zone['breakage']}"
+            out.print(f"  {zone['origin']:<18} {how} -> {zone['expected']}", highlight=False)
     out.print(f"state file:   {state['state_file']}", highlight=False)
     out.print(f"log:          {state['log']}", highlight=False)
     down = "poisonproof lab world down"
@@ -83,10 +94,46 @@ def up(
         str, typer.Option(help="Servers get base + 2, + 3, ... (must stay in 127.0.0.0/8).")
     ] = DEFAULT_ADDRESS_BASE,
     as_json: Annotated[bool, typer.Option("--json", help="Print the state as JSON.")] = False,
+    signed: Annotated[
+        bool,
+        typer.Option(
+            "--signed",
+            help="Sign every zone (DNSSEC: DS at each parent) and write the root trust anchor.",
+        ),
+    ] = False,
+    unsigned: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--unsigned",
+            metavar="ZONE",
+            help="Leave ZONE unsigned, with no DS at its parent: insecure (implies --signed; "
+            "repeatable).",
+        ),
+    ] = None,
+    breaks: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--break",
+            metavar="ZONE=KIND",
+            help="Break ZONE's chain of trust: expired (bogus), missing-ds (insecure, not "
+            "bogus), wrong-key (bogus) (implies --signed; repeatable).",
+        ),
+    ] = None,
 ) -> None:
     """Start the lab world in the background (or show the one already running)."""
+    broken: dict[str, Breakage] = {}
     try:
-        result = world_up(state_dir, port, address_base)
+        for text in breaks or []:
+            zone, breakage = parse_breakage(text)
+            if zone in broken and broken[zone] is not breakage:
+                raise ValueError(f"{zone} is broken twice ({broken[zone].value}, {text})")
+            broken[zone] = breakage
+    except ValueError as error:
+        raise _fail(str(error)) from None
+    try:
+        result = world_up(
+            state_dir, port, address_base, signed=signed, unsigned=unsigned or (), broken=broken
+        )
     except WorldError as error:
         raise _fail(str(error)) from None
     state = result.state
@@ -94,6 +141,13 @@ def up(
         err.print(
             f"note: the running world listens on port {state.get('port')}, not {port}; "
             "run `down` first to change it",
+            highlight=False,
+        )
+    wanted_signed = signed or bool(unsigned) or bool(broken)
+    if result.already_up and bool(state.get("signed")) != wanted_signed:
+        how = "signed" if state.get("signed") else "unsigned"
+        err.print(
+            f"note: the running world is {how}; run `down` first to change it",
             highlight=False,
         )
     if as_json:

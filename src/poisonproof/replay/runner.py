@@ -26,6 +26,7 @@ from poisonproof.net.base import Address, ExchangeTimeout, Via
 from poisonproof.net.sim import Link, Simulation
 from poisonproof.replay.match import build_query, build_reply, compare_answer, select_entry
 from poisonproof.replay.rpl import Scenario, StepKind, parse_file
+from poisonproof.resolver.anchors import TrustAnchors
 from poisonproof.resolver.cache import Cache
 from poisonproof.resolver.defenses import DEFAULT
 from poisonproof.resolver.frontend import Frontend
@@ -106,11 +107,16 @@ def _resolver(sim: Simulation, scenario: Scenario, qmin: bool, seed: int) -> Res
     forwarders = tuple(
         (dns.name.root, ((address.split("@")[0], 53),)) for address in config.forward_addrs
     )
+    anchors = TrustAnchors()
+    anchors.add_text(config.trust_anchors, source=f"{scenario.path}: trust-anchor")
+    for insecure in config.domain_insecure:
+        anchors.add_insecure(insecure)
     defenses = dataclasses.replace(
         DEFAULT,
         qname_minimisation=qmin,
         bailiwick=config.harden_glue,
         cookies=False,
+        dnssec=bool(anchors),
     )
     features = config.features
     cache = Cache(
@@ -119,6 +125,7 @@ def _resolver(sim: Simulation, scenario: Scenario, qmin: bool, seed: int) -> Res
         max_ttl=int(features.get("max_ttl", "86400").split()[0]),
     )
     return Resolver(
+        anchors=anchors,
         cache=cache,
         clock=sim.network.clock,
         hints=hints,

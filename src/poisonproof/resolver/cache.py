@@ -19,6 +19,7 @@ import dns.rdatatype
 import dns.rrset
 
 from poisonproof.net.base import Clock
+from poisonproof.resolver.validator import Security
 
 
 class Rank(enum.IntEnum):
@@ -45,6 +46,20 @@ class _Entry:
     rrset: dns.rrset.RRset
     expires: float
     rank: Rank
+    sigs: dns.rrset.RRset | None = None
+    security: Security = Security.UNCHECKED
+    reason: tuple[int, str] | None = None
+    """Why it is bogus (EDE code, text)."""
+
+
+@dataclass(frozen=True)
+class Cached:
+    """A cached RRset with its signatures and what validation said of it."""
+
+    rrset: dns.rrset.RRset
+    sigs: dns.rrset.RRset | None
+    security: Security
+    reason: tuple[int, str] | None
 
 
 @dataclass(frozen=True)
@@ -56,6 +71,10 @@ class Negative:
     soa: dns.rrset.RRset | None
     ttl: int
     rank: Rank
+    proofs: tuple[dns.rrset.RRset, ...] = ()
+    """The SOA's and the NSEC/NSEC3 records' RRSIGs and the NSEC/NSEC3 records."""
+    security: Security = Security.UNCHECKED
+    reason: tuple[int, str] | None = None
 
     @property
     def nxdomain(self) -> bool:
@@ -67,6 +86,9 @@ class _NegativeEntry:
     soa: dns.rrset.RRset | None
     expires: float
     rank: Rank
+    proofs: tuple[dns.rrset.RRset, ...] = ()
+    security: Security = Security.UNCHECKED
+    reason: tuple[int, str] | None = None
 
 
 _Key = tuple[dns.name.Name, int]
@@ -151,7 +173,7 @@ class Cache:
 
     # -- positive data ------------------------------------------------------------------
 
-    def put(self, rrset: dns.rrset.RRset, rank: Rank) -> bool:
+    def put(self, rrset: dns.rrset.RRset, rank: Rank, sigs: dns.rrset.RRset | None = None) -> bool:
         """Store `rrset` unless a higher-ranked live copy exists; True when stored.
 
         Glue is also kept on its own (the parent side's view of the name server's
@@ -171,7 +193,7 @@ class Cache:
         stored = rrset.copy()
         ttl = self._clamp(rrset.ttl)
         stored.ttl = ttl
-        self._store(key, _Entry(stored, self._now() + ttl, rank))
+        self._store(key, _Entry(stored, self._now() + ttl, rank, sigs))
         # a positive answer for a name supersedes a negative one for it
         self._entries.pop((rrset.name, _NXDOMAIN_TYPE), None)
         return True
@@ -187,6 +209,51 @@ class Cache:
         out.ttl = max(0, int(entry.expires - self._now()))
         return out
 
+    def get_cached(
+        self, name: dns.name.Name, rdtype: int, min_rank: Rank = ANSWERABLE
+    ) -> Cached | None:
+        """Like `get`, with the RRset's signatures and validation state."""
+        entry = self._live((name, int(rdtype)))
+        if not isinstance(entry, _Entry) or (self.ranked and entry.rank < min_rank):
+            return None
+        remaining = max(0, int(entry.expires - self._now()))
+        out = entry.rrset.copy()
+        out.ttl = remaining
+        sigs = None
+        if entry.sigs is not None:
+            sigs = entry.sigs.copy()
+            sigs.ttl = remaining
+        return Cached(out, sigs, entry.security, entry.reason)
+
+    def mark(
+        self,
+        name: dns.name.Name,
+        rdtype: int,
+        security: Security,
+        reason: tuple[int, str] | None = None,
+        ttl: int | None = None,
+    ) -> None:
+        """Record what validation said of a cached RRset (and shorten its life if told)."""
+        entry = self._live((name, int(rdtype)))
+        if isinstance(entry, _Entry):
+            entry.security = security
+            entry.reason = reason
+            if ttl is not None:
+                entry.expires = min(entry.expires, self._now() + self._clamp(ttl))
+
+    def mark_negative(
+        self,
+        name: dns.name.Name,
+        rdtype: int | None,
+        security: Security,
+        reason: tuple[int, str] | None = None,
+    ) -> None:
+        key = (name, _NXDOMAIN_TYPE if rdtype is None else int(rdtype))
+        entry = self._live(key)
+        if isinstance(entry, _NegativeEntry):
+            entry.security = security
+            entry.reason = reason
+
     def rank_of(self, name: dns.name.Name, rdtype: int) -> Rank | None:
         entry = self._live((name, int(rdtype)))
         return entry.rank if entry is not None else None
@@ -199,6 +266,7 @@ class Cache:
         rdtype: int | None,
         soa: dns.rrset.RRset | None,
         rank: Rank,
+        proofs: tuple[dns.rrset.RRset, ...] = (),
     ) -> bool:
         """Cache NXDOMAIN (rdtype None) or NODATA; TTL = min(SOA TTL, SOA MINIMUM)."""
         key = (name, _NXDOMAIN_TYPE if rdtype is None else int(rdtype))
@@ -212,7 +280,7 @@ class Cache:
         if soa is not None:
             stored = soa.copy()
             stored.ttl = ttl
-        self._store(key, _NegativeEntry(stored, self._now() + ttl, rank))
+        self._store(key, _NegativeEntry(stored, self._now() + ttl, rank, proofs))
         return True
 
     def get_negative(self, name: dns.name.Name, rdtype: int) -> Negative | None:
@@ -238,7 +306,14 @@ class Cache:
         if entry.soa is not None:
             soa = entry.soa.copy()
             soa.ttl = remaining
-        return Negative(name, rdtype, soa, remaining, entry.rank)
+        proofs = []
+        for rrset in entry.proofs:
+            proof = rrset.copy()
+            proof.ttl = min(proof.ttl, remaining)
+            proofs.append(proof)
+        return Negative(
+            name, rdtype, soa, remaining, entry.rank, tuple(proofs), entry.security, entry.reason
+        )
 
     # -- delegations --------------------------------------------------------------------
 

@@ -50,8 +50,9 @@ class Defenses:
     """Unwanted replies per zone before the alarm (0 = never alarm)."""
     cookies: bool = True
     """RFC 7873/9018 client cookies; a cookie-speaking server's reply must echo ours."""
-    dnssec: bool = False
-    """DNSSEC validation (needs a trust anchor; built in a later issue)."""
+    dnssec: bool = True
+    """DNSSEC validation from the resolver's trust anchors (none configured: nothing to
+    validate, answers stay unchecked)."""
     qname_minimisation: bool = True
 
     def describe(self) -> str:
@@ -97,6 +98,7 @@ _ABLATIONS: dict[str, dict[str, object]] = {
     "no-unwanted-alarm": {"unwanted_threshold": 0},
     "no-cookies": {"cookies": False},
     "no-qname-minimisation": {"qname_minimisation": False},
+    "no-dnssec": {"dnssec": False},
 }
 
 PRESETS: dict[str, Defenses] = {

@@ -26,6 +26,7 @@ import dns.rdatatype
 from poisonproof.net.base import Address, Via
 from poisonproof.resolver.answer_cache import AnswerCache
 from poisonproof.resolver.iterator import Answer, Ede, Resolver
+from poisonproof.resolver.validator import Security
 
 DEFAULT_ALLOW = ("127.0.0.0/8", "::1/128")
 UDP_PAYLOAD = 1232
@@ -149,6 +150,7 @@ class Frontend:
             raw_query is not None
             and self.answers is not None
             and answer.ede is None
+            and answer.security is not Security.BOGUS
             and answer.rcode in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN)
             and (answer.answer or answer.authority)
         ):
@@ -158,20 +160,41 @@ class Frontend:
 
     def _render(self, query: dns.message.Message, answer: Answer, via: Via) -> bytes:
         reply = dns.message.make_response(query, recursion_available=True, our_payload=UDP_PAYLOAD)
+        checking_disabled = bool(query.flags & dns.flags.CD)
         reply.flags |= query.flags & dns.flags.CD  # RFC 4035 §3.2.2: CD is copied
+        dnssec_ok = query.edns >= 0 and bool(query.ednsflags & dns.flags.DO)
+        if dnssec_ok:
+            reply.want_dnssec(True)
+        ede = answer.ede
+        if answer.security is Security.BOGUS and not checking_disabled:
+            self._count("bogus")
+            ede = answer.bogus or (Ede.DNSSEC_BOGUS, "DNSSEC validation failed")
+            answer = Answer(dns.rcode.SERVFAIL)
         reply.set_rcode(answer.rcode)
+        if answer.security is Security.SECURE and (dnssec_ok or query.flags & dns.flags.AD):
+            reply.flags |= dns.flags.AD  # RFC 6840 §5.7: DO or AD asks for the AD bit
         qname = query.question[0].name if query.question else None
         rrsets = []
         for rrset in answer.answer:
+            sigs = answer.sigs.get((rrset.name, int(rrset.rdtype))) if dnssec_ok else None
             if qname is not None and rrset.name == qname:
                 rrset = rrset.copy()
                 rrset.name = qname  # echo the client's case in the owner, as in the question
             rrsets.append(rrset)
+            if sigs is not None:
+                rrsets.append(sigs)
         reply.answer = rrsets
         reply.authority = list(answer.authority)
-        if answer.ede is not None and query.edns >= 0:
-            code, text = answer.ede
-            reply.use_edns(0, 0, UDP_PAYLOAD, options=[dns.edns.EDEOption(code, text)])
+        if dnssec_ok:
+            reply.authority += answer.denial
+        if ede is not None and query.edns >= 0:
+            code, text = ede
+            reply.use_edns(
+                0,
+                dns.flags.DO if dnssec_ok else 0,
+                UDP_PAYLOAD,
+                options=[dns.edns.EDEOption(code, text)],
+            )
         limit = 65535
         if via is Via.UDP:
             limit = 512 if query.edns < 0 else max(512, min(query.payload, UDP_PAYLOAD))

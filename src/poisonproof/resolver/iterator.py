@@ -28,12 +28,16 @@ import dns.rdatatype
 import dns.rrset
 
 from poisonproof.net.base import Address, Clock
-from poisonproof.resolver.cache import ANSWERABLE, Cache, Rank
+from poisonproof.resolver.anchors import TrustAnchors
+from poisonproof.resolver.cache import ANSWERABLE, Cache, Cached, Rank
+from poisonproof.resolver.chain import TrustChain
 from poisonproof.resolver.defenses import Defenses
+from poisonproof.resolver.denial import HashBudget
 from poisonproof.resolver.hints import RootHints
 from poisonproof.resolver.infra import Infrastructure
 from poisonproof.resolver.outgoing import Entropy, OutgoingQuery, QueryFactory
 from poisonproof.resolver.scrubber import ReplyKind, Scrubbed, scrub
+from poisonproof.resolver.validator import CryptoBudget, Security, Verdict
 
 log = logging.getLogger("poisonproof.resolver")
 
@@ -107,6 +111,9 @@ class TraceEvent:
         return "\n".join(lines)
 
 
+SigKey = tuple[dns.name.Name, int]
+
+
 @dataclass
 class Answer:
     rcode: int
@@ -114,6 +121,24 @@ class Answer:
     authority: list[dns.rrset.RRset] = field(default_factory=list)
     ede: tuple[int, str] | None = None
     from_cache: bool = True
+    security: Security = Security.UNCHECKED
+    bogus: tuple[int, str] | None = None
+    """Why validation failed (EDE code, text): SERVFAIL unless the client set CD."""
+    sigs: dict[SigKey, dns.rrset.RRset] = field(default_factory=dict)
+    """RRSIGs of the answer's RRsets (sent to DO clients)."""
+    denial: list[dns.rrset.RRset] = field(default_factory=list)
+    """NSEC/NSEC3 records and the RRSIGs of the denial (sent to DO clients)."""
+
+    judged: bool = False
+
+    def judge(self, security: Security, reason: tuple[int, str] | None) -> None:
+        """Fold one part's validation state in: bogus if any part is, secure if all are."""
+        if self.judged and _STRENGTH[security] >= _STRENGTH[self.security]:
+            return
+        self.security, self.bogus, self.judged = security, reason, True
+
+
+_STRENGTH = {Security.BOGUS: 0, Security.UNCHECKED: 1, Security.INSECURE: 2, Security.SECURE: 3}
 
 
 @dataclass
@@ -125,6 +150,10 @@ class Budget:
     resolving: set[tuple[dns.name.Name, int]] = field(default_factory=set)
     trace: list[TraceEvent] = field(default_factory=list)
     failure: tuple[int, str] | None = None
+    crypto: CryptoBudget = field(default_factory=CryptoBudget)
+    hashes: HashBudget = field(default_factory=HashBudget)
+    validating: set[dns.name.Name] = field(default_factory=set)
+    """Zones whose keys are being established (loop guard)."""
 
 
 class Failure(Exception):
@@ -149,6 +178,7 @@ class Resolver:
         entropy: Entropy,
         config: ResolverConfig = ResolverConfig(),  # noqa: B008 - frozen
         cache: Cache | None = None,
+        anchors: TrustAnchors | None = None,
     ) -> None:
         self.clock = clock
         self.hints = hints
@@ -159,6 +189,13 @@ class Resolver:
         self.infra = Infrastructure(entropy.secure, defenses.unwanted_threshold)
         self.stats: dict[str, int] = {}
         self._loopback_skipped = False
+        self.anchors = anchors if anchors is not None else TrustAnchors()
+        self.chain = TrustChain(self, self.anchors)
+
+    @property
+    def validating(self) -> bool:
+        """DNSSEC validation is on and there is an anchor to validate from."""
+        return self.defenses.dnssec and bool(self.anchors)
 
     def count(self, what: str, n: int = 1) -> None:
         self.stats[what] = self.stats.get(what, 0) + n
@@ -180,7 +217,7 @@ class Resolver:
 
     def cached_answer(self, qname: dns.name.Name, qtype: int) -> Answer | None:
         """The answer from the cache alone, or None when the network is needed."""
-        chain: list[dns.rrset.RRset] = []
+        prefix = Answer(dns.rcode.NOERROR)
         current = qname
         seen = {qname}
         for _ in range(self.config.max_restarts + 1):
@@ -188,51 +225,70 @@ class Resolver:
             if step is None:
                 return None
             if isinstance(step, Answer):
-                step.answer = chain + step.answer
-                return step
-            chain.append(step)
-            current = step[0].target  # type: ignore[attr-defined]
+                return _joined(prefix, step)
+            current = self._add_cached(prefix, step)
             if current in seen:
-                return Answer(dns.rcode.SERVFAIL, chain, ede=(Ede.OTHER, "CNAME loop"))
+                return Answer(dns.rcode.SERVFAIL, prefix.answer, ede=(Ede.OTHER, "CNAME loop"))
             seen.add(current)
         return None
 
-    def _cache_step(self, name: dns.name.Name, qtype: int) -> Answer | dns.rrset.RRset | None:
-        rrset = self.cache.get(name, qtype, ANSWERABLE)
-        if rrset is not None:
-            return Answer(dns.rcode.NOERROR, [rrset])
+    def _add_cached(self, answer: Answer, cname: Cached) -> dns.name.Name:
+        """Append a cached CNAME to `answer`; the name it points to."""
+        answer.answer.append(cname.rrset)
+        if cname.sigs is not None:
+            answer.sigs[(cname.rrset.name, int(cname.rrset.rdtype))] = cname.sigs
+        answer.judge(cname.security, cname.reason)
+        return cname.rrset[0].target  # type: ignore[attr-defined, no-any-return]
+
+    def _cache_step(self, name: dns.name.Name, qtype: int) -> Answer | Cached | None:
+        cached = self.cache.get_cached(name, qtype, ANSWERABLE)
+        if cached is not None:
+            answer = Answer(dns.rcode.NOERROR, [cached.rrset])
+            if cached.sigs is not None:
+                answer.sigs[(cached.rrset.name, int(cached.rrset.rdtype))] = cached.sigs
+            answer.judge(cached.security, cached.reason)
+            return answer
         if qtype != dns.rdatatype.CNAME:
-            cname = self.cache.get(name, dns.rdatatype.CNAME, ANSWERABLE)
+            cname = self.cache.get_cached(name, dns.rdatatype.CNAME, ANSWERABLE)
             if cname is not None:
                 return cname
         negative = self.cache.get_negative(name, qtype)
         if negative is not None:
             rcode = dns.rcode.NXDOMAIN if negative.nxdomain else dns.rcode.NOERROR
-            return Answer(rcode, [], [negative.soa] if negative.soa is not None else [])
+            answer = Answer(rcode, [], [negative.soa] if negative.soa is not None else [])
+            answer.denial = list(negative.proofs)
+            answer.judge(negative.security, negative.reason)
+            return answer
         return None
 
     # -- resolution with restarts -------------------------------------------------------
 
     def _resolve(self, qname: dns.name.Name, qtype: int, budget: Budget, depth: int) -> Resolution:
-        chain: list[dns.rrset.RRset] = []
+        prefix = Answer(dns.rcode.NOERROR)
         current = qname
         seen = {qname}
         from_cache = True
         for _ in range(self.config.max_restarts + 1):
             step = self._cache_step(current, qtype)
             if isinstance(step, Answer):
-                step.answer = chain + step.answer
-                step.from_cache = from_cache
-                return step
+                answer = _joined(prefix, step)
+                answer.from_cache = from_cache
+                return answer
             if step is not None:  # a cached CNAME
-                chain.append(step)
-                current = step[0].target  # type: ignore[attr-defined]
+                current = self._add_cached(prefix, step)
             else:
                 from_cache = False
                 scrubbed = yield from self._iterate(current, qtype, budget, depth)
-                chain += [self.cache.as_cached(rrset) for rrset in scrubbed.answer]
+                verdict = Verdict(Security.UNCHECKED)
+                if self.validating:
+                    verdict = yield from self.chain.judge(scrubbed, current, qtype, budget, depth)
+                    self._mark_negative(scrubbed, qtype, verdict)
+                prefix.answer += [self.cache.as_cached(rrset) for rrset in scrubbed.answer]
+                prefix.sigs.update({k: self.cache.as_cached(v) for k, v in scrubbed.sigs.items()})
+                prefix.judge(verdict.security, _reason(verdict))
                 if scrubbed.kind is ReplyKind.ANSWER:
-                    return Answer(dns.rcode.NOERROR, chain, from_cache=False)
+                    prefix.from_cache = False
+                    return prefix
                 if scrubbed.kind in (ReplyKind.NXDOMAIN, ReplyKind.NODATA):
                     soa = (
                         [self.cache.negative_soa(scrubbed.soa)] if scrubbed.soa is not None else []
@@ -242,7 +298,15 @@ class Resolver:
                         if scrubbed.kind is ReplyKind.NXDOMAIN
                         else dns.rcode.NOERROR
                     )
-                    return Answer(rcode, chain, soa, from_cache=False)
+                    answer = Answer(rcode, prefix.answer, soa, from_cache=False)
+                    answer.sigs = prefix.sigs
+                    answer.security, answer.bogus, answer.judged = (
+                        prefix.security,
+                        prefix.bogus,
+                        prefix.judged,
+                    )
+                    answer.denial = _denial_records(scrubbed)
+                    return answer
                 current = scrubbed.final_name  # ReplyKind.CNAME: restart at the target
             if current in seen:
                 raise Failure(Ede.OTHER, f"CNAME loop at {current}")
@@ -338,6 +402,8 @@ class Resolver:
                 self._store(scrubbed, ask_name, ask_type)  # (a minimised NXDOMAIN is re-asked)
             if scrubbed.kind is ReplyKind.REFERRAL:
                 assert scrubbed.referral_zone is not None and scrubbed.ns is not None
+                if self.validating:
+                    self.chain.note_referral(scrubbed)
                 zone, ns = scrubbed.referral_zone, scrubbed.ns
                 labels = len(zone.labels) + 1
                 tried = set()
@@ -355,6 +421,26 @@ class Resolver:
                 tried.discard(server)
                 continue
             return scrubbed
+
+    def fetch(
+        self, name: dns.name.Name, qtype: int, budget: Budget, depth: int
+    ) -> Generator[Exchange, ExchangeResult, Scrubbed | str]:
+        """One unvalidated lookup for the chain of trust (DS, DNSKEY); failure as text."""
+        if depth >= self.config.max_depth + 20:
+            return "chain of trust too deep"
+        try:
+            return (yield from self._iterate(name, qtype, budget, depth + 1))
+        except Failure as failure:
+            return failure.text
+
+    def _mark_negative(self, scrubbed: Scrubbed, qtype: int, verdict: Verdict) -> None:
+        if scrubbed.kind is ReplyKind.NXDOMAIN:
+            rdtype: int | None = None
+        elif scrubbed.kind is ReplyKind.NODATA:
+            rdtype = qtype
+        else:
+            return
+        self.cache.mark_negative(scrubbed.final_name, rdtype, verdict.security, _reason(verdict))
 
     def _prime(self, budget: Budget) -> Generator[Exchange, ExchangeResult, dns.rrset.RRset]:
         """Ask a root hint for `. NS`; on failure iterate from the hints themselves."""
@@ -612,14 +698,50 @@ class Resolver:
 
     def _store(self, scrubbed: Scrubbed, name: dns.name.Name, qtype: int) -> None:
         for rrset, rank in scrubbed.to_cache:
-            self.cache.put(rrset, rank)
+            self.cache.put(rrset, rank, scrubbed.sig(rrset))
         if scrubbed.child_ns is not None:
             self.cache.put_child_ns(scrubbed.child_ns)
         rank = Rank.AUTHORITY_AUTH if scrubbed.authoritative else Rank.AUTHORITY_NONAUTH
+        proofs = tuple(_denial_records(scrubbed))
         if scrubbed.kind is ReplyKind.NXDOMAIN:
-            self.cache.put_negative(scrubbed.final_name, None, scrubbed.soa, rank)
+            self.cache.put_negative(scrubbed.final_name, None, scrubbed.soa, rank, proofs)
         elif scrubbed.kind is ReplyKind.NODATA:
-            self.cache.put_negative(scrubbed.final_name, qtype, scrubbed.soa, rank)
+            self.cache.put_negative(scrubbed.final_name, qtype, scrubbed.soa, rank, proofs)
+
+
+def _reason(verdict: Verdict) -> tuple[int, str] | None:
+    if verdict.security is not Security.BOGUS:
+        return None
+    return (verdict.ede if verdict.ede is not None else Ede.DNSSEC_BOGUS, verdict.reason)
+
+
+def _denial_records(scrubbed: Scrubbed) -> list[dns.rrset.RRset]:
+    """What a DO client is shown of a denial: the SOA's RRSIG, NSEC/NSEC3 and their RRSIGs."""
+    out: list[dns.rrset.RRset] = []
+    if scrubbed.soa is not None and (sig := scrubbed.sig(scrubbed.soa)) is not None:
+        out.append(sig)
+    for proof in scrubbed.proofs:
+        out.append(proof)
+        if (sig := scrubbed.sig(proof)) is not None:
+            out.append(sig)
+    return out
+
+
+def _joined(prefix: Answer, step: Answer) -> Answer:
+    """A cached final `step` after the CNAMEs gathered in `prefix`."""
+    if not prefix.answer:
+        return step
+    answer = Answer(
+        step.rcode,
+        prefix.answer + step.answer,
+        step.authority,
+        step.ede,
+        sigs={**prefix.sigs, **step.sigs},
+        denial=step.denial,
+    )
+    answer.security, answer.bogus, answer.judged = prefix.security, prefix.bogus, prefix.judged
+    answer.judge(step.security, step.bogus)
+    return answer
 
 
 def _describe(scrubbed: Scrubbed) -> str:

@@ -64,6 +64,17 @@ class Scrubbed:
     dropped: list[tuple[str, str]] = field(default_factory=list)
     """(record text, reason) for every RRset the scrubber refused."""
     reason: str = ""
+    zone: dns.name.Name = dns.name.root
+    """The zone of the server that answered (whose keys should have signed it)."""
+    sigs: dict[tuple[dns.name.Name, int], dns.rrset.RRset] = field(default_factory=dict)
+    """RRSIGs of the reply by (owner, type covered): kept for validation, never cached alone."""
+    proofs: list[dns.rrset.RRset] = field(default_factory=list)
+    """NSEC/NSEC3 records from the authority section inside the server's zone."""
+    ds: dns.rrset.RRset | None = None
+    """The DS set beside a referral (the parent's word on the child's keys)."""
+
+    def sig(self, rrset: dns.rrset.RRset) -> dns.rrset.RRset | None:
+        return self.sigs.get((rrset.name, int(rrset.rdtype)))
 
     def drop(self, rrset: dns.rrset.RRset, reason: str) -> None:
         self.dropped.append((f"{rrset.name} {dns.rdatatype.to_text(rrset.rdtype)}", reason))
@@ -97,6 +108,28 @@ def _canonical_message(reply: dns.message.Message) -> dns.message.Message:
     return copy
 
 
+_PROOF_TYPES = (dns.rdatatype.NSEC, dns.rdatatype.NSEC3)
+
+
+def _take_dnssec(reply: dns.message.Message, out: Scrubbed, zone: dns.name.Name) -> None:
+    """Move RRSIGs, denial proofs and a referral's DS out of the sections, into `out`."""
+    for section in (reply.answer, reply.authority, reply.additional):
+        for rrset in [r for r in section if r.rdtype == dns.rdatatype.RRSIG]:
+            section.remove(rrset)
+            key = (rrset.name, int(rrset.covers))
+            if key in out.sigs:
+                out.sigs[key] = out.sigs[key].union(rrset)
+            else:
+                out.sigs[key] = rrset
+    for rrset in list(reply.authority):
+        if rrset.rdtype in _PROOF_TYPES:
+            reply.authority.remove(rrset)
+            if _in_bailiwick(rrset.name, zone):
+                out.proofs.append(rrset)
+            else:
+                out.drop(rrset, f"denial proof outside {zone}")
+
+
 def scrub(
     reply: dns.message.Message,
     qname: dns.name.Name,
@@ -110,7 +143,8 @@ def scrub(
     reply = _canonical_message(reply)
     qname = qname.canonicalize()
     aa = bool(reply.flags & dns.flags.AA)
-    out = Scrubbed(ReplyKind.ERROR, rcode, aa, final_name=qname)
+    out = Scrubbed(ReplyKind.ERROR, rcode, aa, final_name=qname, zone=zone)
+    _take_dnssec(reply, out, zone)
     if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
         out.reason = f"rcode {dns.rcode.to_text(rcode)}"
         return out
@@ -336,6 +370,9 @@ def _referral(
     targets = {r.target for r in ns}  # type: ignore[attr-defined]
     for rrset in reply.authority:
         if rrset is ns:
+            continue
+        if rrset.rdtype == dns.rdatatype.DS and rrset.name == cut:
+            out.ds = rrset  # checked (or not) by the validator; never cached from here
             continue
         if bailiwick:
             out.drop(rrset, "authority-section record beside a referral")

@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import dns.exception
 import dns.name
 
 from poisonproof.net.address import parse_address
 from poisonproof.net.base import Address, Clock
+from poisonproof.resolver.anchors import AnchorError, TrustAnchors
 from poisonproof.resolver.cache import Cache
 from poisonproof.resolver.defenses import Defenses, preset
 from poisonproof.resolver.frontend import DEFAULT_ALLOW, Frontend
@@ -91,6 +93,26 @@ class Settings:
         except ValueError as error:
             raise SettingsError(f"listen: {error}") from None
 
+    def anchors(self) -> TrustAnchors:
+        """The trust anchor file's; the IANA root's for the real root; none for other roots."""
+        try:
+            if self.trust_anchor_file is not None:
+                anchors = TrustAnchors()
+                anchors.add_file(Path(self.trust_anchor_file))
+                if not anchors:
+                    raise SettingsError(
+                        f"trust-anchor-file: {self.trust_anchor_file} holds no DS or DNSKEY record"
+                    )
+            elif self.root_hints is None:
+                anchors = TrustAnchors.iana_root()
+            else:
+                anchors = TrustAnchors()  # a private root: nothing to validate from
+            for name in self.insecure:
+                anchors.add_insecure(dns.name.from_text(name))
+        except (AnchorError, dns.exception.DNSException) as error:
+            raise SettingsError(f"trust anchors: {error}") from None
+        return anchors
+
     def hints(self) -> RootHints:
         if self.root_hints is None:
             return iana_root_hints()
@@ -153,10 +175,7 @@ class Settings:
         )
 
     def build(self, clock: Clock, entropy: Entropy | None = None) -> Frontend:
-        if self.trust_anchor_file is not None:
-            raise SettingsError(
-                "trust-anchor-file: DNSSEC validation is not implemented yet (it is its own issue)"
-            )
+        anchors = self.anchors()
         for cidr in self.allow:
             try:
                 ipaddress.ip_network(cidr, strict=False)
@@ -179,6 +198,7 @@ class Settings:
             entropy=entropy or Entropy(random.SystemRandom()),
             config=self.resolver_config(),
             cache=cache,
+            anchors=anchors,
         )
         return Frontend(resolver, tuple(self.allow))
 

@@ -79,7 +79,7 @@ def query_key(wire: bytes) -> QueryKey | None:
         edns = b"\x02" if do_bit else b"\x01"
     elif question_end != end:
         return None
-    flag_bits = bytes([(flags >> 8) & 0x01, flags & 0x10])  # RD, CD
+    flag_bits = bytes([(flags >> 8) & 0x01, flags & 0x30])  # RD; AD, CD
     key = wire[12:name_end].lower() + wire[name_end:question_end] + edns + flag_bits
     return QueryKey(key, question_end)
 
