@@ -2,9 +2,12 @@
 
 Owns: writing the arena's zones for the trial parameters (root, `example.`, the victim
 `bank.example.` on N servers, the attacker's own `attacker.example.` and the attacker's
-fake `bank.example.`), the simulated hosts and links (the race window is the RTT between
-the resolver and the victim's servers), starting every server, and the honest client's
-view at the end.
+fake `bank.example.`), signing them when asked (`ArenaParams.signed`: the root, `net.`,
+`example.` and, unless `victim_signed` is off, `bank.example.`, with DS records at each
+parent, through `poisonproof.lab.signed_world`; the attacker's zones and the forwarded
+`corp.example.` stay unsigned) and giving the resolver the root's trust anchor, the
+simulated hosts and links (the race window is the RTT between the resolver and the
+victim's servers), starting every server, and the honest client's view at the end.
 Must never: decide how to attack (that is `poisonproof.lab.attacks`) or run outside the
 simulated network.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
 import random
 import tempfile
 from dataclasses import dataclass, field
@@ -22,8 +26,10 @@ import dns.message
 import dns.name
 import dns.rdatatype
 
+from poisonproof.auth.zones import ServedZone, load_zone
 from poisonproof.net.base import Address
-from poisonproof.net.sim import Link, Simulation
+from poisonproof.net.sim import DEFAULT_EPOCH, Link, Simulation
+from poisonproof.resolver.anchors import TrustAnchors
 from poisonproof.resolver.defenses import Defenses
 from poisonproof.resolver.frontend import Frontend
 from poisonproof.resolver.hints import RootHints
@@ -62,6 +68,29 @@ class ArenaParams:
     """TTL of the victim zone's records (www, the NS set and its glue)."""
     client_latency: float = 0.001
     attacker_latency: float = 0.001
+    signed: bool = False
+    """DNSSEC: sign the root, `net.`, `example.` (and the victim zone, see `victim_signed`)
+    and give the resolver the root's trust anchor. The attacker's zones stay unsigned."""
+    victim_signed: bool = True
+    """With `signed`: bank.example is signed and `example.` publishes its DS (a validating
+    resolver finds forged victim data bogus). False: bank.example is unsigned and
+    `example.`'s signed NSEC proves it has no DS, so it is insecure (nothing to check)."""
+
+    @property
+    def dnssec_label(self) -> str:
+        """`unsigned`, `signed` or `signed, victim unsigned`: for tables and reports."""
+        if not self.signed:
+            return "unsigned"
+        return "signed" if self.victim_signed else "signed, victim unsigned"
+
+    def key(self) -> dict[str, object]:
+        """The fields a trial record names the arena by (`arena_` + field). The signing
+        fields appear only for a signed arena, so records made before they existed still
+        match (and resume) the unsigned settings they were made for."""
+        fields = dataclasses.asdict(self)
+        if not self.signed:
+            del fields["signed"], fields["victim_signed"]
+        return {f"arena_{k}": v for k, v in fields.items()}
 
 
 def zone_texts(params: ArenaParams) -> dict[str, str]:
@@ -110,14 +139,93 @@ def zone_texts(params: ArenaParams) -> dict[str, str]:
     }
 
 
+SIGNED_FILES = ("root.zone", "net.zone", "example.zone", "bank.example.zone")
+"""The zones `ArenaParams.signed` signs (bank.example only with `victim_signed`)."""
+UNSIGNED_FILES = ("attacker.example.zone", "corp.example.zone")
+"""Zones in the tree that stay unsigned: the attacker's (no DS at `example.`) and the
+company zone the resolver forwards (not delegated at all: a private zone, which the
+resolver is told not to validate, as `domain-insecure` does for Unbound)."""
+SIGNING_EPOCH = DEFAULT_EPOCH
+"""The simulated wall clock starts here (`Simulation`'s default epoch): signatures are
+valid from an hour before it for `signed_world.SIGNATURE_LIFETIME_DAYS`."""
+
+
+class _ArenaZoneSource:
+    """The arena's real zones (not the attacker's fake bank.example) for `sign_world`."""
+
+    def __init__(self, texts: dict[str, str], directory: Path) -> None:
+        self._texts = texts
+        self._dir = directory
+        for name in (*SIGNED_FILES, *UNSIGNED_FILES):
+            (directory / name).write_text(texts[name])
+
+    def load_zones(self) -> dict[str, ServedZone]:
+        return {name: load_zone(self._dir / name) for name in (*SIGNED_FILES, *UNSIGNED_FILES)}
+
+    def zone_text(self, file_name: str) -> str:
+        return self._texts[file_name]
+
+
+_SIGNING_DIR: tempfile.TemporaryDirectory[str] | None = None
+_SIGNED: dict[tuple[tuple[tuple[str, str], ...], bool], tuple[dict[str, str], str]] = {}
+
+
+def signed_zone_texts(params: ArenaParams) -> tuple[dict[str, str], str]:
+    """The arena's zone texts with the DNSSEC zones signed, and the root's DS (the trust
+    anchor, one zone-file line). Signed once per zone texts and `victim_signed` per
+    process (keys are kept for the process, so the trust anchor stays the same)."""
+    global _SIGNING_DIR
+    texts = zone_texts(params)
+    cache_key = (tuple(sorted(texts.items())), params.victim_signed)
+    if cache_key in _SIGNED:
+        return _SIGNED[cache_key]
+    from poisonproof.lab.signed_world import sign_world
+
+    if _SIGNING_DIR is None:
+        _SIGNING_DIR = tempfile.TemporaryDirectory(prefix="poisonproof-arena-keys-")
+    base = Path(_SIGNING_DIR.name)
+    with tempfile.TemporaryDirectory(prefix="source-", dir=base) as source:
+        unsigned = ["attacker.example.", FORWARDED.to_text()]
+        if not params.victim_signed:
+            unsigned.append(VICTIM.to_text())
+        signed = sign_world(
+            _ArenaZoneSource(texts, Path(source)),
+            base / "signed",
+            unsigned=unsigned,
+            now=datetime.datetime.fromtimestamp(SIGNING_EPOCH, datetime.UTC),
+        )
+        out = dict(texts)
+        for zone in signed.zones.values():
+            out[zone.file_name] = zone.path.read_text(encoding="utf-8")
+    _SIGNED[cache_key] = (out, signed.root_ds)
+    return out, signed.root_ds
+
+
 class ZoneFiles:
-    """The arena's zone files, written once per parameter set."""
+    """The arena's zone files, written once per parameter set (signed when it says so)."""
 
     def __init__(self, params: ArenaParams) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="poisonproof-arena-")
         self.path = Path(self._dir.name)
-        for name, text in zone_texts(params).items():
+        self.signed = params.signed
+        self.victim_signed = params.signed and params.victim_signed
+        self.trust_anchor: str | None = None
+        """The root's DS (zone-file line) when the zones are signed."""
+        texts = zone_texts(params)
+        if params.signed:
+            texts, self.trust_anchor = signed_zone_texts(params)
+        for name, text in texts.items():
             (self.path / name).write_text(text)
+
+    def anchors(self) -> TrustAnchors | None:
+        """The resolver's trust anchors: the root's DS, and no validation below the
+        forwarded private zone; None for unsigned zones (the resolver validates nothing)."""
+        if self.trust_anchor is None:
+            return None
+        anchors = TrustAnchors()
+        anchors.add_text([self.trust_anchor], source="the arena's root")
+        anchors.add_insecure(FORWARDED)
+        return anchors
 
     def __getitem__(self, name: str) -> str:
         return str(self.path / name)
@@ -149,10 +257,11 @@ class Arena:
         return self.sim.loop.time()
 
     async def ask(
-        self, name: str, rdtype: str = "A", source: str = CLIENT_IP
+        self, name: str, rdtype: str = "A", source: str = CLIENT_IP, *, dnssec: bool = False
     ) -> dns.message.Message | None:
-        """An honest (or attacking) client's question to the resolver; None on timeout."""
-        query = dns.message.make_query(name, rdtype)
+        """An honest (or attacking) client's question to the resolver (with `dnssec`: the
+        DO bit, asking for AD and signatures); None on timeout."""
+        query = dns.message.make_query(name, rdtype, want_dnssec=dnssec)
         query.id = random.Random(self.sim.loop.time()).getrandbits(16)
         port = 20000 + int(self.sim.loop.time() * 1000) % 40000
         try:
@@ -217,6 +326,8 @@ async def build_arena(
     open_resolver: bool = True,
 ) -> Arena:
     """The arena; with `open_resolver` False only the client and the mail service may ask."""
+    if zones.signed != params.signed:
+        raise ValueError("the zone files were not written for these arena parameters")
     net = sim.network
     for i in range(params.servers):
         net.set_link(RESOLVER_IP, bank_server_ip(i), Link(latency=params.window / 2))
@@ -239,6 +350,7 @@ async def build_arena(
             ipv6=False,
             forwarders=((FORWARDED, ((FORWARDER_IP, 53),)),),
         ),
+        anchors=zones.anchors(),
     )
     allow = ("0.0.0.0/0",) if open_resolver else (f"{CLIENT_IP}/32", f"{MAIL_IP}/32")
     frontend = Frontend(resolver, allow, fast_path=True)

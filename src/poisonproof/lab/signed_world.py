@@ -39,7 +39,7 @@ import enum
 import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import dns.dnssec
 import dns.dnssectypes
@@ -49,7 +49,21 @@ import dns.name
 from poisonproof.auth.signing import ALGORITHMS, generate_key, sign_zone_file
 
 if TYPE_CHECKING:
-    from poisonproof.lab.world import World
+    from poisonproof.auth.zones import ServedZone
+
+
+class ZoneSource(Protocol):
+    """What `sign_world` signs: the lab world (`poisonproof.lab.world.World`), or any set
+    of zones with distinct origins (the attack arena's, `poisonproof.lab.arena`)."""
+
+    def load_zones(self) -> dict[str, ServedZone]:
+        """File name -> the zone as loaded (its origin is what matters here)."""
+        ...
+
+    def zone_text(self, file_name: str) -> str:
+        """The text to sign for that file."""
+        ...
+
 
 DEFAULT_ALGORITHM = "ECDSAP256SHA256"
 SIGNING_PLAN: dict[str, tuple[str, bool]] = {
@@ -141,7 +155,7 @@ class SignedZone:
 class SignedWorld:
     """The world's zones signed into `zone_dir` (same file names as the world's)."""
 
-    world: World
+    world: ZoneSource
     zone_dir: Path
     zones: dict[str, SignedZone]
     """By origin (absolute, lower-case text), root first."""
@@ -203,7 +217,7 @@ def _ds_line(origin: str, ttl: int, dnskey: Any) -> str:
 
 
 def sign_world(
-    world: World,
+    world: ZoneSource,
     directory: Path,
     *,
     unsigned: Iterable[str] = frozenset(),

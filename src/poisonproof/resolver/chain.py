@@ -42,9 +42,13 @@ from poisonproof.resolver.validator import (
 if TYPE_CHECKING:
     from poisonproof.resolver.iterator import Budget, Exchange, ExchangeResult, Resolver
 
+BOGUS_RETRIES = 2
+"""Other servers asked after one sent keys or DS records that fail validation."""
 BOGUS_TTL = 60
 """Seconds a bogus verdict on a zone's keys is kept (Unbound's val-bogus-ttl)."""
 MAX_CHAIN_DEPTH = 24
+MAX_UNSIGNED_WALK = 8
+"""DS lookups spent looking for the unsigned cut above unsigned data in a signed zone."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,7 @@ class _ReferralNote:
     proofs: tuple[dns.rrset.RRset, ...]
     sigs: tuple[dns.rrset.RRset, ...]
     expires: float
+    server: tuple[str, int] | None
 
 
 Steps = Generator["Exchange", "ExchangeResult", KeyEntry]
@@ -93,6 +98,8 @@ class TrustChain:
         self.anchors = anchors
         self._keys: dict[dns.name.Name, KeyEntry] = {}
         self._referrals: dict[dns.name.Name, _ReferralNote] = {}
+        self._blame: tuple[str, int] | None = None
+        """The server whose data the last key lookup failed on."""
 
     def _now(self) -> float:
         return self.resolver.clock.wall()
@@ -126,6 +133,7 @@ class TrustChain:
             tuple(scrubbed.proofs),
             sigs,
             self._now() + min(ttl, 3600),
+            scrubbed.server,
         )
 
     # -- keys of a zone ---------------------------------------------------------------
@@ -142,11 +150,21 @@ class TrustChain:
         if zone in budget.validating or depth > MAX_CHAIN_DEPTH:
             return KeyEntry(Security.BOGUS, reason=f"the chain of trust loops at {zone}")
         budget.validating.add(zone)
+        use_referral = True
         try:
-            if zone == anchor:
-                entry = yield from self._anchored_keys(zone, budget, depth)
-            else:
-                entry = yield from self._delegated_keys(zone, anchor, budget, depth)
+            for _attempt in range(BOGUS_RETRIES + 1):
+                self._blame = None
+                if zone == anchor:
+                    entry = yield from self._anchored_keys(zone, budget, depth)
+                else:
+                    entry = yield from self._delegated_keys(
+                        zone, anchor, budget, depth, use_referral
+                    )
+                if entry.security is not Security.BOGUS or self._blame is None:
+                    break
+                budget.avoid.add(self._blame)  # ask another server of the zone
+                use_referral = False
+                self.resolver.count("bogus_retries")
         finally:
             budget.validating.discard(zone)
         ttl = BOGUS_TTL if entry.security is Security.BOGUS else 3600
@@ -163,6 +181,8 @@ class TrustChain:
         Exchange, ExchangeResult, tuple[dns.rrset.RRset, dns.rrset.RRset | None] | KeyEntry
     ]:
         scrubbed = yield from self.resolver.fetch(zone, dns.rdatatype.DNSKEY, budget, depth)
+        if not isinstance(scrubbed, str):
+            self._blame = scrubbed.server
         if isinstance(scrubbed, str):
             return KeyEntry(
                 Security.BOGUS, reason=f"DNSKEY of {zone}: {scrubbed}", ede=Ede.DNSKEY_MISSING
@@ -232,9 +252,14 @@ class TrustChain:
         return entry
 
     def _delegated_keys(
-        self, zone: dns.name.Name, anchor: dns.name.Name, budget: Budget, depth: int
+        self,
+        zone: dns.name.Name,
+        anchor: dns.name.Name,
+        budget: Budget,
+        depth: int,
+        use_referral: bool = True,
     ) -> Steps:
-        note = self._referrals.get(zone)
+        note = self._referrals.get(zone) if use_referral else None
         if note is not None and note.expires <= self._now():
             note = None
         if note is not None:
@@ -242,6 +267,7 @@ class TrustChain:
             proofs, proof_sigs = list(note.proofs), list(note.sigs)
             parent_side = note.parent
             kind = ReplyKind.REFERRAL
+            self._blame = note.server
         else:
             scrubbed = yield from self.resolver.fetch(zone, dns.rdatatype.DS, budget, depth)
             if isinstance(scrubbed, str):
@@ -259,10 +285,12 @@ class TrustChain:
                 proofs.append(scrubbed.soa)
             proof_sigs = [s for p in proofs if (s := scrubbed.sig(p)) is not None]
             parent_side = scrubbed.zone
+            self._blame = scrubbed.server
         if ds is not None:
             signer = signer_of(ds, ds_sigs)
             parent = yield from self._parent_keys(signer, zone, anchor, parent_side, budget, depth)
             if parent.security is not Security.SECURE:
+                self._blame = None
                 return parent
             assert parent.keys is not None and signer is not None
             verdict = verify_rrset(ds, ds_sigs, signer, parent.keys, self._now(), budget.crypto)
@@ -281,12 +309,18 @@ class TrustChain:
         )
         parent = yield from self._parent_keys(signer, zone, anchor, parent_side, budget, depth)
         if parent.security is not Security.SECURE:
+            self._blame = None
             return parent
         assert parent.keys is not None and signer is not None
         checked = self._verify_all(proofs, proof_sigs, signer, parent.keys, budget)
         if checked.security is not Security.SECURE:
             return KeyEntry(checked.security, reason=checked.reason, ede=checked.ede)
         denial = prove_no_ds(zone, signer, proofs, budget.hashes)
+        if denial.status is DenialStatus.BOGUS and kind is ReplyKind.NODATA:
+            inside = prove_nodata(zone, dns.rdatatype.DS, signer, proofs, budget.hashes)
+            if inside.status is DenialStatus.SECURE:
+                # a name inside the parent's zone, not a cut: it has the parent's keys
+                return KeyEntry(parent.security, parent.keys, f"{zone} is not a zone cut")
         if denial.status is DenialStatus.BOGUS:
             return KeyEntry(
                 Security.BOGUS,
@@ -315,8 +349,10 @@ class TrustChain:
         self, scrubbed: Scrubbed, qname: dns.name.Name, qtype: int, budget: Budget, depth: int
     ) -> Judging:
         """Secure, insecure, bogus or unchecked: the verdict on a classified final reply."""
-        if not self.covers(scrubbed.zone) and not self.covers(qname):
-            return Verdict(Security.UNCHECKED)
+        if qtype == dns.rdatatype.RRSIG or (
+            not self.covers(scrubbed.zone) and not self.covers(qname)
+        ):
+            return Verdict(Security.UNCHECKED)  # signatures are not signed themselves
         verdicts: list[Verdict] = []
         previous: dns.rrset.RRset | None = None
         for rrset in scrubbed.answer:
@@ -352,7 +388,7 @@ class TrustChain:
         what = f"{rrset.name} {dns.rdatatype.to_text(rrset.rdtype)}"
         if signer is None:
             zone = self._zone_of(rrset.name, scrubbed.zone)
-            entry = yield from self.keys(zone, budget, depth)
+            entry = yield from self._keys_down_to(rrset.name, zone, budget, depth)
             if entry.security is Security.SECURE:
                 return bogus(f"{what} has no RRSIG (zone {zone} is signed)", Ede.RRSIGS_MISSING)
             return entry.verdict()
@@ -395,7 +431,7 @@ class TrustChain:
         what = "NXDOMAIN" if scrubbed.kind is ReplyKind.NXDOMAIN else "NODATA"
         if signer is None:
             zone = self._zone_of(name, scrubbed.zone)
-            entry = yield from self.keys(zone, budget, depth)
+            entry = yield from self._keys_down_to(name, zone, budget, depth)
             if entry.security is Security.SECURE:
                 return bogus(
                     f"{what} for {name} carries no signed denial (zone {zone} is signed)",
@@ -420,6 +456,23 @@ class TrustChain:
         if denial.status is DenialStatus.INSECURE:
             return Verdict(Security.INSECURE, denial.reason)
         return Verdict(Security.SECURE)
+
+    def _keys_down_to(
+        self, name: dns.name.Name, zone: dns.name.Name, budget: Budget, depth: int
+    ) -> Steps:
+        """Keys for unsigned data at `name`: is there an unsigned cut between `zone` and it?
+
+        Walks down label by label asking for DS records (as Unbound does for unsigned
+        data in a signed zone); a provably unsigned delegation makes the data insecure.
+        """
+        entry = yield from self.keys(zone, budget, depth)
+        current = zone
+        steps = 0
+        while entry.security is Security.SECURE and current != name and steps < MAX_UNSIGNED_WALK:
+            current = name.split(len(current.labels) + 1)[1]
+            entry = yield from self.keys(current, budget, depth + 1)
+            steps += 1
+        return entry
 
     def _zone_of(self, name: dns.name.Name, server_zone: dns.name.Name) -> dns.name.Name:
         """The deepest known zone cut holding `name`, at or below the server's zone."""

@@ -30,7 +30,7 @@ import dns.rrset
 from poisonproof.net.base import Address, Clock
 from poisonproof.resolver.anchors import TrustAnchors
 from poisonproof.resolver.cache import ANSWERABLE, Cache, Cached, Rank
-from poisonproof.resolver.chain import TrustChain
+from poisonproof.resolver.chain import BOGUS_RETRIES, TrustChain
 from poisonproof.resolver.defenses import Defenses
 from poisonproof.resolver.denial import HashBudget
 from poisonproof.resolver.hints import RootHints
@@ -154,6 +154,8 @@ class Budget:
     hashes: HashBudget = field(default_factory=HashBudget)
     validating: set[dns.name.Name] = field(default_factory=set)
     """Zones whose keys are being established (loop guard)."""
+    avoid: set[Address] = field(default_factory=set)
+    """Servers that sent data failing validation: asked again only if no other is left."""
 
 
 class Failure(Exception):
@@ -278,11 +280,9 @@ class Resolver:
                 current = self._add_cached(prefix, step)
             else:
                 from_cache = False
-                scrubbed = yield from self._iterate(current, qtype, budget, depth)
-                verdict = Verdict(Security.UNCHECKED)
-                if self.validating:
-                    verdict = yield from self.chain.judge(scrubbed, current, qtype, budget, depth)
-                    self._mark_negative(scrubbed, qtype, verdict)
+                scrubbed, verdict = yield from self._iterate_validated(
+                    current, qtype, budget, depth
+                )
                 prefix.answer += [self.cache.as_cached(rrset) for rrset in scrubbed.answer]
                 prefix.sigs.update({k: self.cache.as_cached(v) for k, v in scrubbed.sigs.items()})
                 prefix.judge(verdict.security, _reason(verdict))
@@ -358,6 +358,8 @@ class Resolver:
             ):
                 ask_name, ask_type = name.split(labels)[1], dns.rdatatype.NS
             candidates = yield from self._servers_for(zone, ns, budget, depth, tried)
+            if budget.avoid:
+                candidates = [c for c in candidates if c not in budget.avoid] or candidates
             now = self.clock.monotonic()
             server = self.infra.choose(candidates, zone, now, tried)
             if server is None and tried and rounds < self.config.max_rounds:
@@ -421,6 +423,22 @@ class Resolver:
                 tried.discard(server)
                 continue
             return scrubbed
+
+    def _iterate_validated(
+        self, name: dns.name.Name, qtype: int, budget: Budget, depth: int
+    ) -> Generator[Exchange, ExchangeResult, tuple[Scrubbed, Verdict]]:
+        """Iterate, then validate; bogus data is asked again of another server."""
+        for _attempt in range(BOGUS_RETRIES + 1):
+            scrubbed = yield from self._iterate(name, qtype, budget, depth)
+            if not self.validating:
+                return scrubbed, Verdict(Security.UNCHECKED)
+            verdict = yield from self.chain.judge(scrubbed, name, qtype, budget, depth)
+            self._mark_negative(scrubbed, qtype, verdict)
+            if verdict.security is not Security.BOGUS or scrubbed.server is None:
+                break
+            self.count("bogus_retries")
+            budget.avoid.add(scrubbed.server)
+        return scrubbed, verdict
 
     def fetch(
         self, name: dns.name.Name, qtype: int, budget: Budget, depth: int
@@ -526,7 +544,10 @@ class Resolver:
         candidates = known()
         looked_up = 0
         for target in targets:
-            if any(a not in tried and not self.infra.is_lame(a, zone, now) for a in candidates):
+            if any(
+                a not in tried and a not in budget.avoid and not self.infra.is_lame(a, zone, now)
+                for a in candidates
+            ):
                 break
             if looked_up >= self.config.max_ns_names_per_referral:
                 self.count("ns_lookup_limit")
@@ -650,6 +671,7 @@ class Resolver:
             if recursion_desired and not defenses.forwarder_bailiwick:
                 bailiwick = False  # MaginotDNS-class: forwarder answers believed whole
             scrubbed = scrub(reply, name, qtype, zone, bailiwick=bailiwick)
+            scrubbed.server = server
             if scrubbed.dropped:
                 self.count("scrubbed_records", len(scrubbed.dropped))
             budget.trace.append(TraceEvent(server, question, _describe(scrubbed), scrubbed.dropped))

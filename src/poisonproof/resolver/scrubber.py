@@ -72,6 +72,8 @@ class Scrubbed:
     """NSEC/NSEC3 records from the authority section inside the server's zone."""
     ds: dns.rrset.RRset | None = None
     """The DS set beside a referral (the parent's word on the child's keys)."""
+    server: tuple[str, int] | None = None
+    """Who sent it (a server whose data fails validation is avoided on the retry)."""
 
     def sig(self, rrset: dns.rrset.RRset) -> dns.rrset.RRset | None:
         return self.sigs.get((rrset.name, int(rrset.rdtype)))
@@ -111,9 +113,17 @@ def _canonical_message(reply: dns.message.Message) -> dns.message.Message:
 _PROOF_TYPES = (dns.rdatatype.NSEC, dns.rdatatype.NSEC3)
 
 
-def _take_dnssec(reply: dns.message.Message, out: Scrubbed, zone: dns.name.Name) -> None:
-    """Move RRSIGs, denial proofs and a referral's DS out of the sections, into `out`."""
-    for section in (reply.answer, reply.authority, reply.additional):
+def _take_dnssec(
+    reply: dns.message.Message, out: Scrubbed, zone: dns.name.Name, qtype: int
+) -> None:
+    """Move RRSIGs, denial proofs and a referral's DS out of the sections, into `out`.
+
+    Asked for RRSIG records themselves, the answer section's RRSIGs are the data.
+    """
+    sections = (reply.answer, reply.authority, reply.additional)
+    if qtype == dns.rdatatype.RRSIG:
+        sections = sections[1:]
+    for section in sections:
         for rrset in [r for r in section if r.rdtype == dns.rdatatype.RRSIG]:
             section.remove(rrset)
             key = (rrset.name, int(rrset.covers))
@@ -144,7 +154,7 @@ def scrub(
     qname = qname.canonicalize()
     aa = bool(reply.flags & dns.flags.AA)
     out = Scrubbed(ReplyKind.ERROR, rcode, aa, final_name=qname, zone=zone)
-    _take_dnssec(reply, out, zone)
+    _take_dnssec(reply, out, zone, qtype)
     if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
         out.reason = f"rcode {dns.rcode.to_text(rcode)}"
         return out
