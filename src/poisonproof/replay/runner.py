@@ -72,6 +72,9 @@ def qmin_settings(scenario: Scenario) -> list[bool]:
     return [True, False]
 
 
+SCENARIO_UDP_PAYLOAD = 4096
+
+
 def run_file(path: str | Path, seed: int = 0) -> list[Outcome]:
     scenario = parse_file(path)
     return [run_scenario(scenario, qmin, seed) for qmin in qmin_settings(scenario)]
@@ -166,7 +169,9 @@ async def _play(
 
     net.fallback = scripted
     resolver = _resolver(sim, scenario, qmin, seed)
-    server = ResolverServer(net, Frontend(resolver, ("0.0.0.0/0", "::/0")), [RESOLVER])
+    # the scenarios were written when resolvers answered UDP up to 4096 bytes
+    frontend = Frontend(resolver, ("0.0.0.0/0", "::/0"), udp_payload=SCENARIO_UDP_PAYLOAD)
+    server = ResolverServer(net, frontend, [RESOLVER])
     await server.start()
     pending: asyncio.Task[tuple[bytes, Address]] | None = None
     queries: list[asyncio.Task[tuple[bytes, Address]]] = []

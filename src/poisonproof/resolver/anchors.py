@@ -38,6 +38,9 @@ class TrustAnchors:
     ds: dict[dns.name.Name, dns.rrset.RRset] = field(default_factory=dict)
     dnskey: dict[dns.name.Name, dns.rrset.RRset] = field(default_factory=dict)
     insecure: set[dns.name.Name] = field(default_factory=set)
+    malformed: dict[dns.name.Name, str] = field(default_factory=dict)
+    """Zones whose anchor DS has a digest of the wrong length for its type: such an
+    anchor matches no key, so the zone is bogus (not silently unanchored)."""
 
     @classmethod
     def iana_root(cls) -> TrustAnchors:
@@ -46,7 +49,7 @@ class TrustAnchors:
         return anchors
 
     def __bool__(self) -> bool:
-        return bool(self.ds or self.dnskey)
+        return bool(self.ds or self.dnskey or self.malformed)
 
     def add_text(self, lines: Iterable[str], source: str = "trust anchor") -> None:
         """Add anchors from zone-file lines (`owner [ttl] [IN] DS|DNSKEY rdata`)."""
@@ -57,6 +60,10 @@ class TrustAnchors:
             try:
                 rrset = _parse_line(text)
             except (dns.exception.DNSException, ValueError) as error:
+                if "digest length inconsistent" in str(error):
+                    owner = dns.name.from_text(text.split()[0]).canonicalize()
+                    self.malformed[owner] = f"{source}:{number}: {error}"
+                    continue
                 raise AnchorError(f"{source}:{number}: {error}: {text!r}") from None
             if rrset.rdtype == dns.rdatatype.DS:
                 table = self.ds
@@ -93,7 +100,7 @@ class TrustAnchors:
         while True:
             if candidate in self.insecure:
                 return None
-            if candidate in self.ds or candidate in self.dnskey:
+            if candidate in self.ds or candidate in self.dnskey or candidate in self.malformed:
                 return candidate
             if candidate == dns.name.root:
                 return None

@@ -50,6 +50,8 @@ class _Entry:
     security: Security = Security.UNCHECKED
     reason: tuple[int, str] | None = None
     """Why it is bogus (EDE code, text)."""
+    proofs: tuple[dns.rrset.RRset, ...] = ()
+    """For an RRset expanded from a wildcard: the NSEC/NSEC3 proof and its RRSIGs."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class Cached:
     sigs: dns.rrset.RRset | None
     security: Security
     reason: tuple[int, str] | None
+    proofs: tuple[dns.rrset.RRset, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -223,7 +226,7 @@ class Cache:
         if entry.sigs is not None:
             sigs = entry.sigs.copy()
             sigs.ttl = remaining
-        return Cached(out, sigs, entry.security, entry.reason)
+        return Cached(out, sigs, entry.security, entry.reason, entry.proofs)
 
     def mark(
         self,
@@ -232,12 +235,14 @@ class Cache:
         security: Security,
         reason: tuple[int, str] | None = None,
         ttl: int | None = None,
+        proofs: tuple[dns.rrset.RRset, ...] = (),
     ) -> None:
         """Record what validation said of a cached RRset (and shorten its life if told)."""
         entry = self._live((name, int(rdtype)))
         if isinstance(entry, _Entry):
             entry.security = security
             entry.reason = reason
+            entry.proofs = proofs
             if ttl is not None:
                 entry.expires = min(entry.expires, self._now() + self._clamp(ttl))
 

@@ -200,6 +200,12 @@ class TrustChain:
         return rrset, scrubbed.sig(rrset)
 
     def _anchored_keys(self, zone: dns.name.Name, budget: Budget, depth: int) -> Steps:
+        if zone not in self.anchors.ds and zone not in self.anchors.dnskey:
+            return KeyEntry(
+                Security.BOGUS,
+                reason=f"the anchor of {zone} matches no key: {self.anchors.malformed[zone]}",
+                ede=Ede.DNSKEY_MISSING,
+            )
         fetched = yield from self._fetch_dnskeys(zone, budget, depth)
         if isinstance(fetched, KeyEntry):
             return fetched
@@ -349,8 +355,11 @@ class TrustChain:
         self, scrubbed: Scrubbed, qname: dns.name.Name, qtype: int, budget: Budget, depth: int
     ) -> Judging:
         """Secure, insecure, bogus or unchecked: the verdict on a classified final reply."""
+        owner_zone_name = (
+            qname.parent() if qtype == dns.rdatatype.DS and qname != dns.name.root else qname
+        )  # a DS record lives in the parent's zone
         if qtype == dns.rdatatype.RRSIG or (
-            not self.covers(scrubbed.zone) and not self.covers(qname)
+            not self.covers(scrubbed.zone) and not self.covers(owner_zone_name)
         ):
             return Verdict(Security.UNCHECKED)  # signatures are not signed themselves
         verdicts: list[Verdict] = []
@@ -365,6 +374,11 @@ class TrustChain:
             if synthesized:
                 continue  # stands or falls with the DNAME that made it
             verdict = yield from self._judge_rrset(scrubbed, rrset, budget, depth)
+            proofs: tuple[dns.rrset.RRset, ...] = ()
+            if verdict.wildcard is not None:
+                proofs = tuple(
+                    r for p in scrubbed.proofs for r in (p, scrubbed.sig(p)) if r is not None
+                )
             self.resolver.cache.mark(
                 rrset.name,
                 rrset.rdtype,
@@ -373,6 +387,7 @@ class TrustChain:
                 ttl=verdict.ttl
                 if verdict.security is Security.SECURE
                 else (BOGUS_TTL if verdict.bogus else None),
+                proofs=proofs,
             )
             verdicts.append(verdict)
         if scrubbed.kind in (ReplyKind.NXDOMAIN, ReplyKind.NODATA):
@@ -387,7 +402,7 @@ class TrustChain:
         signer = signer_of(rrset, sigs)
         what = f"{rrset.name} {dns.rdatatype.to_text(rrset.rdtype)}"
         if signer is None:
-            zone = self._zone_of(rrset.name, scrubbed.zone)
+            zone = self._zone_of(rrset.name, scrubbed.zone, rrset.rdtype)
             entry = yield from self._keys_down_to(rrset.name, zone, budget, depth)
             if entry.security is Security.SECURE:
                 return bogus(f"{what} has no RRSIG (zone {zone} is signed)", Ede.RRSIGS_MISSING)
@@ -430,7 +445,7 @@ class TrustChain:
         signer = next((s for r in records if (s := signer_of(r, scrubbed.sig(r)))), None)
         what = "NXDOMAIN" if scrubbed.kind is ReplyKind.NXDOMAIN else "NODATA"
         if signer is None:
-            zone = self._zone_of(name, scrubbed.zone)
+            zone = self._zone_of(name, scrubbed.zone, qtype)
             entry = yield from self._keys_down_to(name, zone, budget, depth)
             if entry.security is Security.SECURE:
                 return bogus(
@@ -474,8 +489,12 @@ class TrustChain:
             steps += 1
         return entry
 
-    def _zone_of(self, name: dns.name.Name, server_zone: dns.name.Name) -> dns.name.Name:
+    def _zone_of(
+        self, name: dns.name.Name, server_zone: dns.name.Name, rdtype: int
+    ) -> dns.name.Name:
         """The deepest known zone cut holding `name`, at or below the server's zone."""
+        if rdtype == dns.rdatatype.DS and name != dns.name.root:
+            name = name.parent()  # the parent side holds DS records
         ns = self.resolver.cache.closest_delegation(name)
         if ns is not None and ns.name.is_subdomain(server_zone):
             return ns.name

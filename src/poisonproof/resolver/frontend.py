@@ -56,8 +56,11 @@ class Frontend:
         allow: tuple[str, ...] = DEFAULT_ALLOW,
         *,
         fast_path: bool = True,
+        udp_payload: int = UDP_PAYLOAD,
     ) -> None:
         self.resolver = resolver
+        self.udp_payload = udp_payload
+        """The largest UDP reply we send (RFC 9715 / DNS flag day 2020: 1232)."""
         self.allow = [ipaddress.ip_network(cidr, strict=False) for cidr in allow]
         self.stats: dict[str, int] = {}
         self.answers = AnswerCache(resolver.clock) if fast_path else None
@@ -102,7 +105,7 @@ class Frontend:
             )
         if query.edns > 0:
             reply = dns.message.make_response(query, recursion_available=True)
-            reply.use_edns(0, 0, UDP_PAYLOAD)
+            reply.use_edns(0, 0, self.udp_payload)
             reply.set_rcode(dns.rcode.BADVERS)
             return reply.to_wire(want_shuffle=False)
         if query.opcode() != dns.opcode.QUERY:
@@ -159,7 +162,9 @@ class Frontend:
         return wire
 
     def _render(self, query: dns.message.Message, answer: Answer, via: Via) -> bytes:
-        reply = dns.message.make_response(query, recursion_available=True, our_payload=UDP_PAYLOAD)
+        reply = dns.message.make_response(
+            query, recursion_available=True, our_payload=self.udp_payload
+        )
         checking_disabled = bool(query.flags & dns.flags.CD)
         reply.flags |= query.flags & dns.flags.CD  # RFC 4035 §3.2.2: CD is copied
         dnssec_ok = query.edns >= 0 and bool(query.ednsflags & dns.flags.DO)
@@ -192,12 +197,12 @@ class Frontend:
             reply.use_edns(
                 0,
                 dns.flags.DO if dnssec_ok else 0,
-                UDP_PAYLOAD,
+                self.udp_payload,
                 options=[dns.edns.EDEOption(code, text)],
             )
         limit = 65535
         if via is Via.UDP:
-            limit = 512 if query.edns < 0 else max(512, min(query.payload, UDP_PAYLOAD))
+            limit = 512 if query.edns < 0 else max(512, min(query.payload, self.udp_payload))
         try:
             return reply.to_wire(max_size=limit, want_shuffle=False)
         except dns.exception.TooBig:

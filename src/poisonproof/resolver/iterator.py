@@ -237,6 +237,7 @@ class Resolver:
     def _add_cached(self, answer: Answer, cname: Cached) -> dns.name.Name:
         """Append a cached CNAME to `answer`; the name it points to."""
         answer.answer.append(cname.rrset)
+        answer.denial += cname.proofs
         if cname.sigs is not None:
             answer.sigs[(cname.rrset.name, int(cname.rrset.rdtype))] = cname.sigs
         answer.judge(cname.security, cname.reason)
@@ -245,7 +246,7 @@ class Resolver:
     def _cache_step(self, name: dns.name.Name, qtype: int) -> Answer | Cached | None:
         cached = self.cache.get_cached(name, qtype, ANSWERABLE)
         if cached is not None:
-            answer = Answer(dns.rcode.NOERROR, [cached.rrset])
+            answer = Answer(dns.rcode.NOERROR, [cached.rrset], denial=list(cached.proofs))
             if cached.sigs is not None:
                 answer.sigs[(cached.rrset.name, int(cached.rrset.rdtype))] = cached.sigs
             answer.judge(cached.security, cached.reason)
@@ -286,6 +287,8 @@ class Resolver:
                 prefix.answer += [self.cache.as_cached(rrset) for rrset in scrubbed.answer]
                 prefix.sigs.update({k: self.cache.as_cached(v) for k, v in scrubbed.sigs.items()})
                 prefix.judge(verdict.security, _reason(verdict))
+                if scrubbed.proofs and scrubbed.kind in (ReplyKind.ANSWER, ReplyKind.CNAME):
+                    prefix.denial += _denial_records(scrubbed)  # a wildcard's proof
                 if scrubbed.kind is ReplyKind.ANSWER:
                     prefix.from_cache = False
                     return prefix
@@ -300,12 +303,13 @@ class Resolver:
                     )
                     answer = Answer(rcode, prefix.answer, soa, from_cache=False)
                     answer.sigs = prefix.sigs
+                    answer.denial = prefix.denial
                     answer.security, answer.bogus, answer.judged = (
                         prefix.security,
                         prefix.bogus,
                         prefix.judged,
                     )
-                    answer.denial = _denial_records(scrubbed)
+                    answer.denial += _denial_records(scrubbed)
                     return answer
                 current = scrubbed.final_name  # ReplyKind.CNAME: restart at the target
             if current in seen:

@@ -29,6 +29,11 @@ from dns.rdtypes.ANY.RRSIG import RRSIG
 ZONE_KEY_FLAG = 0x0100
 DNSSEC_PROTOCOL = 3
 DIGEST_PREFERENCE = {4: 3, 2: 2, 1: 1}  # SHA-384 > SHA-256 > SHA-1; others unsupported
+VALIDATION_POLICY = dns.dnssec.SimpleDeny(
+    set(), {dns.dnssec.Algorithm.RSAMD5}, set(), {dns.dnssec.DSDigest.NULL}
+)
+"""What may be validated: everything dnspython implements but RSAMD5 (RFC 8624 §3.1:
+DSA validation MAY be kept for old zones; Unbound keeps it, so do we)."""
 MAX_TRIES_PER_RRSET = 4
 """Signatures tried for one RRset (key-tag collisions are legal but rare)."""
 
@@ -104,7 +109,7 @@ def supported_algorithm(algorithm: int) -> bool:
     except (dns.dnssec.UnsupportedAlgorithm, dns.exception.DNSException, KeyError):
         return False
     return bool(
-        dns.dnssec.default_policy.ok_to_validate(
+        VALIDATION_POLICY.ok_to_validate(
             DNSKEY(dns.rdataclass.IN, dns.rdatatype.DNSKEY, ZONE_KEY_FLAG, 3, alg, b"\x00")
         )
     )
@@ -195,7 +200,7 @@ def verify_rrset(
         single = dns.rrset.RRset(rrset.name, dns.rdataclass.IN, dns.rdatatype.RRSIG, rrset.rdtype)
         single.add(sig)
         try:
-            dns.dnssec.validate(rrset, single, {zone: key_set}, now=now)
+            dns.dnssec.validate(rrset, single, {zone: key_set}, now=now, policy=VALIDATION_POLICY)
         except dns.dnssec.ValidationFailure as error:
             failures.append((f"RRSIG over {what} does not verify ({error})", Ede.DNSSEC_BOGUS))
             continue
