@@ -613,6 +613,7 @@ class Resolver:
                 use_0x20=defenses.case_randomization and not state.no_caps,
                 use_edns=not state.no_edns,
                 server_cookie=state.server_cookie,
+                dnssec_ok=self.validating,
                 recursion_desired=recursion_desired,
             )
             query.require_cookie = defenses.cookies and state.server_cookie is not None
