@@ -93,15 +93,23 @@ def lab_ablation(
     markdown_out: Annotated[
         Path | None, typer.Option("--markdown", help="Also write the table as Markdown.")
     ] = None,
+    only: Annotated[
+        str | None,
+        typer.Option(help="Only the rows whose label contains this (e.g. DNSSEC)."),
+    ] = None,
 ) -> None:
-    """2008 plus each defense, default minus each defense, against every attack."""
+    """2008 plus each defense, default minus each defense, and 2008 with DNSSEC
+    validation in a signed arena (victim zone signed, then unsigned), against every attack."""
     from poisonproof.lab.ablation import markdown, run_ablation
 
     logging.getLogger("poisonproof.resolver").setLevel(logging.ERROR)
-    table = run_ablation(trials, budget)
-    text = markdown(
-        table, trials, budget, f"poisonproof lab ablation --trials {trials} --budget {budget}"
-    )
+    table = run_ablation(trials, budget, only=only)
+    if not table:
+        raise _fail(f"no ablation row's label contains {only!r}")
+    command = f"poisonproof lab ablation --trials {trials} --budget {budget}"
+    if only is not None:
+        command += f" --only {only!r}"
+    text = markdown(table, trials, budget, command)
     print(text)
     if markdown_out is not None:
         markdown_out.write_text(text)

@@ -1,9 +1,12 @@
 """The ablation table, both ways: the 2008 resolver plus each single defense, and the
-default resolver minus each single defense, against every attack of the lab.
+default resolver minus each single defense, against every attack of the lab; then the
+2008 resolver with DNSSEC validation alone, in a signed arena, with the victim zone
+signed and unsigned.
 
-Owns: the rows (which defense is switched), running each attack against each row within
-a budget, and per row: successes, measured time to poison where it is within reach, the
-RFC 5452 estimate where it is not, and which attacks the row stops.
+Owns: the rows (which defense is switched, which zones are signed), running each attack
+against each row within a budget, and per row: successes, measured time to poison where
+it is within reach, the RFC 5452 estimate where it is not, and which attacks the row
+stops.
 Must never: hide a row's failure to stop an attack; every trial counts.
 """
 
@@ -31,6 +34,12 @@ SWITCHES: dict[str, tuple[str, ...]] = {
     "unwanted-reply alarm": ("unwanted_threshold",),
     "cookies": ("cookies",),
 }
+DNSSEC_ROWS: dict[str, bool] = {
+    "2008 + DNSSEC, victim zone signed": True,
+    "2008 + DNSSEC, victim zone unsigned": False,
+}
+"""Label -> whether bank.example is signed. Root, TLD and (or not) the victim zone are
+signed, the resolver has the root trust anchor; the attacker's zones are never signed."""
 ATTACKS = (
     AttackName.KAMINSKY,
     AttackName.KAMINSKY_ANSWER,
@@ -59,6 +68,15 @@ def rows() -> list[tuple[str, Defenses]]:
             )
         )
     return out
+
+
+def dnssec_rows(arena: ArenaParams) -> list[tuple[str, Defenses, ArenaParams]]:
+    """The 2008 resolver validating DNSSEC, in the signed variants of `arena`."""
+    validating = dataclasses.replace(PRE_2008, dnssec=True)
+    return [
+        (label, validating, dataclasses.replace(arena, signed=True, victim_signed=victim))
+        for label, victim in DNSSEC_ROWS.items()
+    ]
 
 
 def estimate(
@@ -110,17 +128,28 @@ def run_ablation(
     arena: ArenaParams = ArenaParams(),  # noqa: B008 - frozen
     rate: float = 100_000.0,
     progress: Callable[[str, str, TrialResult], None] | None = None,
+    only: str | None = None,
 ) -> list[Row]:
-    zones = ZoneFiles(arena)
+    """Every row of `rows()` in `arena`, then those of `dnssec_rows()` in its signed
+    variants; with `only`, just the rows whose label contains it (case-insensitive)."""
     params = AttackParams(rate=rate, budget_packets=budget, duplicates=20)
+    planned = [(label, defenses, arena) for label, defenses in rows()]
+    planned += dnssec_rows(arena)
+    if only is not None:
+        planned = [row for row in planned if only.lower() in row[0].lower()]
+    zones: dict[ArenaParams, ZoneFiles] = {}
     table = []
     try:
-        for label, defenses in rows():
+        for label, defenses, row_arena in planned:
+            if row_arena not in zones:
+                zones[row_arena] = ZoneFiles(row_arena)
             cells = []
             for attack in ATTACKS:
                 results = []
                 for seed in range(trials):
-                    result = run_trial(attack, defenses, label, arena, params, seed, zones)
+                    result = run_trial(
+                        attack, defenses, label, row_arena, params, seed, zones[row_arena]
+                    )
                     results.append(result)
                     if progress is not None:
                         progress(label, attack.value, result)
@@ -132,12 +161,13 @@ def run_ablation(
                         len(results),
                         len(won),
                         median,
-                        estimate(defenses, attack, arena, params),
+                        estimate(defenses, attack, row_arena, params),
                     )
                 )
             table.append(Row(label, cells))
     finally:
-        zones.cleanup()
+        for files in zones.values():
+            files.cleanup()
     return table
 
 
@@ -162,7 +192,9 @@ def markdown(table: list[Row], trials: int, budget: int, command: str) -> str:
         f"{budget:,} forged replies at 100,000/s over a 100 ms window (simulated network).",
         "A cell shows poisoned trials, the measured median time to poison when most trials",
         "succeeded, else RFC 5452's median estimate for that row (which ignores scrubbing,",
-        "near-miss TCP and the alarm: those stop an attack without changing P_s).",
+        "near-miss TCP, the alarm and DNSSEC: those stop an attack without changing P_s).",
+        "The DNSSEC rows run in a signed arena (root, TLD and, or not, bank.example signed;",
+        "the resolver holds the root trust anchor; the attacker's zones are unsigned).",
         "",
         "| resolver | " + " | ".join(attacks) + " | stops |",
         "|---|" + "---|" * len(attacks) + "---|",

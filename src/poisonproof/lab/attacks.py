@@ -42,6 +42,7 @@ from poisonproof.lab.guesses import GuessSequence
 from poisonproof.net.base import Address
 from poisonproof.net.sim import Simulation
 from poisonproof.resolver.defenses import EPHEMERAL_PORTS, Defenses
+from poisonproof.resolver.validator import Security
 
 ATTACKER_NS = dns.name.from_text("ns.attacker.example.")
 
@@ -151,7 +152,9 @@ async def _trigger_mail(arena: Arena, index: int) -> None:
 
 
 def poisoned(arena: Arena) -> bool:
-    """Whether the resolver now holds the attacker's data (the harness's check)."""
+    """Whether the resolver now holds the attacker's data (the harness's check).
+
+    For a validating resolver holding it is not yet winning: see `serves_attacker`."""
     cache = arena.resolver.cache
     www = cache.get(dns.name.from_text("www.bank.example."), dns.rdatatype.A, min_rank=1)  # type: ignore[arg-type]
     if www is not None and any(r.address == ATTACKER_IP for r in www):  # type: ignore[attr-defined]
@@ -161,6 +164,48 @@ def poisoned(arena: Arena) -> bool:
         return True
     glue = cache.addresses(dns.name.from_text("ns1.bank.example."), (dns.rdatatype.A,))
     return ATTACKER_IP in glue and glue[0] == ATTACKER_IP
+
+
+async def serves_attacker(arena: Arena, attempt: int) -> bool:
+    """Whether the resolver now gives clients the attacker's address in the victim zone:
+    www.bank.example as its cache would answer it (not through the frontend's replay of
+    an earlier reply, which only delays what the cache holds), and a fresh name asked as
+    the attacker could (its answer comes through whatever delegation the resolver holds).
+
+    Needed for a validating resolver only: a forged delegation it holds leads it to the
+    attacker's server, but what that server says is served only if it validates (bogus
+    answers become SERVFAIL); without validation, holding is serving.
+    """
+    www = arena.resolver.cached_answer(dns.name.from_text("www.bank.example."), dns.rdatatype.A)
+    if www is not None and www.security is not Security.BOGUS and _has_attacker(www.answer):
+        return True
+    reply = await arena.ask(f"check{attempt}.{VICTIM.to_text()}")
+    return reply is not None and _has_attacker(reply.answer)
+
+
+def _has_attacker(rrsets: list[dns.rrset.RRset]) -> bool:
+    return any(
+        r.address == ATTACKER_IP  # type: ignore[attr-defined]
+        for rrset in rrsets
+        if rrset.rdtype == dns.rdatatype.A
+        for r in rrset
+    )
+
+
+DNSSEC_COUNTS = (("keys_bogus", "resolver"), ("bogus_retries", "resolver"), ("bogus", "frontend"))
+"""Validation counts a trial reports: key sets found bogus, servers asked again after
+bogus data, and answers refused to clients as bogus (SERVFAIL with an Extended DNS
+Error), as `dnssec_<name>`."""
+
+
+def dnssec_refusals(arena: Arena) -> dict[str, int]:
+    """What validation refused during the trial (empty without validation)."""
+    out: dict[str, int] = {}
+    for key, where in DNSSEC_COUNTS:
+        stats = arena.resolver.stats if where == "resolver" else arena.frontend.stats
+        if stats.get(key):
+            out[f"dnssec_{key}"] = stats[key]
+    return out
 
 
 def guess_space(arena: Arena, attack: AttackName) -> GuessSpace:
@@ -223,7 +268,12 @@ async def run_attack(
         packets += flood.stats.sent
         await arena.sim_sleep(2 * arena.params.attacker_latency + 0.001)
         if poisoned(arena):
-            return True, attempt, packets, sim.loop.time() - started, refusals
+            elapsed = sim.loop.time() - started  # the check's own lookup is not counted
+            if not arena.resolver.validating or await serves_attacker(arena, attempt):
+                return True, attempt, packets, elapsed, refusals
+            refusals["dnssec_forged_delegation_bogus"] = (
+                refusals.get("dnssec_forged_delegation_bogus", 0) + 1
+            )
         if attack is AttackName.CLASSIC:
             await arena.sim_sleep(arena.params.ttl)  # the real answer is cached: wait it out
     stats = arena.resolver.stats
@@ -236,6 +286,7 @@ async def run_attack(
     ):
         if stats.get(key):
             refusals[key] = stats[key]
+    refusals.update(dnssec_refusals(arena))
     return False, attempt, packets, sim.loop.time() - started, refusals
 
 
@@ -267,6 +318,12 @@ def run_trial(
             for key in ("near_misses", "case_mismatches", "nearmiss_tcp_retries", "spoof_alarms"):
                 if stats.get(key):
                     refusals[key] = stats[key]
+            refusals.update(dnssec_refusals(arena))
+            note = ""
+            if success != (ATTACKER_IP in victim):
+                note = "poisoned cache not seen by the client"
+            elif not victim:
+                note = "the honest client got no address (SERVFAIL)"
             return TrialResult(
                 attack.value,
                 defenses_label,
@@ -278,9 +335,7 @@ def run_trial(
                 0.0,
                 victim,
                 refusals,
-                ""
-                if success == (ATTACKER_IP in victim)
-                else "poisoned cache not seen by the client",
+                note,
             )
         finally:
             await arena.stop()

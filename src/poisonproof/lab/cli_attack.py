@@ -1,8 +1,10 @@
 """`poisonproof lab attack NAME ...`: run trials of one attack setting and report them.
 
 Owns: the attack command's options (the spellings scripts rely on: --rate, --window,
---servers, --ttl, --port-pool, --trials, --seed, --budget), live progress, the results
-table beside RFC 5452's prediction, `--json`, the JSONL record file, and `--explain`.
+--servers, --ttl, --port-pool, --trials, --seed, --budget; --signed and
+--unsigned-victim for a DNSSEC-signed arena; `--defenses PRESET+dnssec` for a preset
+with validation switched on), live progress, the results table beside RFC 5452's
+prediction, `--json`, the JSONL record file, and `--explain`.
 Must never: attack anything but the simulated network (`--mode real` is a later issue
 and is refused with a clear message).
 """
@@ -21,8 +23,7 @@ from rich.table import Table
 
 from poisonproof.lab.arena import ArenaParams
 from poisonproof.lab.attacks import AttackName, AttackParams
-from poisonproof.lab.trials import Setting, run_trials, summarize
-from poisonproof.resolver.defenses import PRESETS
+from poisonproof.lab.trials import Setting, defenses_named, run_trials, summarize
 
 
 def _fmt(value: float | None, unit: str = "") -> str:
@@ -35,7 +36,10 @@ def _fmt(value: float | None, unit: str = "") -> str:
 
 def lab_attack(
     name: Annotated[str, typer.Argument(help=f"One of: {', '.join(a.value for a in AttackName)}.")],
-    defenses: Annotated[str, typer.Option(help="Defense preset (2008, default, no-...).")] = "2008",
+    defenses: Annotated[
+        str,
+        typer.Option(help="Defense preset (2008, default, no-...); PRESET+dnssec validates."),
+    ] = "2008",
     mode: Annotated[str, typer.Option(help="sim (the simulated network).")] = "sim",
     rate: Annotated[float, typer.Option(help="Forged replies per second.")] = 100_000.0,
     window: Annotated[
@@ -65,6 +69,17 @@ def lab_attack(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     explain: Annotated[bool, typer.Option(help="Narrate the first trial as a timeline.")] = False,
+    signed: Annotated[
+        bool,
+        typer.Option(
+            help="Sign the arena's zones (root, TLD, bank.example; not the attacker's) "
+            "and give the resolver the root trust anchor."
+        ),
+    ] = False,
+    unsigned_victim: Annotated[
+        bool,
+        typer.Option(help="With --signed: leave bank.example unsigned (no DS: insecure)."),
+    ] = False,
 ) -> None:
     """Run an attack on the simulated lab network and compare with RFC 5452."""
     console = Console(stderr=as_json)
@@ -76,10 +91,13 @@ def lab_attack(
             f"{', '.join(a.value for a in AttackName)}"
         )
         raise typer.Exit(2) from None
-    if defenses not in PRESETS:
-        console.print(
-            f"[red]error:[/] unknown defenses preset {defenses!r}; known: {', '.join(PRESETS)}"
-        )
+    try:
+        validates = defenses_named(defenses).dnssec
+    except ValueError as error:
+        console.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None
+    if unsigned_victim and not signed:
+        console.print("[red]error:[/] --unsigned-victim needs --signed (the other zones signed)")
         raise typer.Exit(2)
     if mode != "sim":
         console.print(
@@ -92,10 +110,21 @@ def lab_attack(
             "[red]error:[/] --rate, --window, --servers, --ttl and --trials must be positive"
         )
         raise typer.Exit(2)
+    if signed and not validates:
+        console.print(
+            f"note: the {defenses!r} preset does not validate DNSSEC; the signatures are "
+            f"not checked ({defenses}+dnssec checks them)"
+        )
     setting = Setting(
         attack,
         defenses,
-        ArenaParams(servers=servers, window=window, ttl=ttl),
+        ArenaParams(
+            servers=servers,
+            window=window,
+            ttl=ttl,
+            signed=signed,
+            victim_signed=not unsigned_victim,
+        ),
         AttackParams(
             rate=rate,
             budget_packets=budget,
@@ -111,9 +140,10 @@ def lab_attack(
         for line in narrate(setting, seed):
             console.print(line, highlight=False, markup=False)
         return
+    zones_note = f" ({setting.arena.dnssec_label})" if signed else ""
     results = []
     with Progress(
-        TextColumn(f"{attack.value} vs {defenses}"),
+        TextColumn(f"{attack.value} vs {defenses}{zones_note}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[status]}"),
@@ -130,7 +160,9 @@ def lab_attack(
     if as_json:
         print(json.dumps({"setting": setting.key(), **summary.to_json()}, indent=2, default=str))
         return
-    table = Table(title=f"{attack.value} against the {defenses!r} resolver", show_lines=False)
+    table = Table(
+        title=f"{attack.value} against the {defenses!r} resolver{zones_note}", show_lines=False
+    )
     for column in ("", "measured", "RFC 5452"):
         table.add_column(column, justify="right")
     table.add_row(
@@ -157,7 +189,13 @@ def lab_attack(
     for r in results:
         for key, count in r.reasons.items():
             refused[key] = refused.get(key, 0) + count
+    dnssec = {k: refused.pop(k) for k in list(refused) if k.startswith("dnssec_")}
     if refused:
         console.print(f"forged replies refused by the resolver's checks (all trials): {refused}")
+    if dnssec:
+        console.print(
+            "DNSSEC validation (all trials): forged data found bogus and not served "
+            f"(SERVFAIL to clients): {dnssec}"
+        )
     if out is not None:
         console.print(f"records: {out}")

@@ -3,7 +3,8 @@
 Owns: replaying a trial with the packet trace on and turning it into lines: who asked whom
 for what (port, ID, the 0x20 spelling), when forged replies landed and how many, which
 one matched and why, what the cache then held, what the honest client got; against
-defenses, which check refused the forged replies (counts per reason).
+defenses, which check refused the forged replies (counts per reason), and in a signed
+arena what DNSSEC validation refused (forged data found bogus, SERVFAIL to clients).
 Must never: change the trial; it observes the same seed's run.
 """
 
@@ -16,7 +17,7 @@ import dns.name
 import dns.rdatatype
 
 from poisonproof.lab.arena import ATTACKER_IP, CLIENT_IP, RESOLVER_IP, ZoneFiles, build_arena
-from poisonproof.lab.attacks import AttackName, run_attack
+from poisonproof.lab.attacks import AttackName, dnssec_refusals, run_attack
 from poisonproof.lab.trials import Setting
 from poisonproof.net.sim import Simulation
 
@@ -55,6 +56,12 @@ def explain(setting: Setting, seed: int) -> list[str]:
 
     async def main() -> None:
         arena = await build_arena(sim, setting.arena, setting.defenses_value(), zones, seed)
+        if setting.arena.signed:
+            validating = "validates" if arena.resolver.validating else "does NOT validate"
+            lines.append(
+                f"DNSSEC: zones {setting.arena.dnssec_label} (the attacker's never); "
+                f"the resolver {validating} from the root trust anchor"
+            )
         await arena.ask("www.bank.example")
         warm = len(sim.network.packets)
         lines.append(
@@ -91,6 +98,15 @@ def explain(setting: Setting, seed: int) -> list[str]:
             if stats.get(k)
         }
         lines.append(f"checks that refused forged replies: {counts or 'none'}")
+        if arena.resolver.validating:
+            held = refusals.get("dnssec_forged_delegation_bogus", 0)
+            lines.append(f"DNSSEC validation: {dnssec_refusals(arena) or 'refused nothing'}")
+            if held:
+                lines.append(
+                    f"the resolver held the forged delegation in {held} attempt(s), but what "
+                    "the attacker's server said through it was bogus (no valid signatures): "
+                    "clients got SERVFAIL, never the attacker's address"
+                )
         victim_zone = dns.name.from_text("bank.example.")
         ns = arena.resolver.cache.get(victim_zone, dns.rdatatype.NS, min_rank=1)  # type: ignore[arg-type]
         targets = ", ".join(str(r.target) for r in ns) if ns else "(none)"  # type: ignore[attr-defined]

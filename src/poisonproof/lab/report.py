@@ -64,6 +64,8 @@ def _setting(key: dict[str, object]) -> Setting:
         ttl=int(key["arena_ttl"]),  # type: ignore[arg-type]
         client_latency=float(key["arena_client_latency"]),  # type: ignore[arg-type]
         attacker_latency=float(key["arena_attacker_latency"]),  # type: ignore[arg-type]
+        signed=bool(key.get("arena_signed", False)),
+        victim_signed=bool(key.get("arena_victim_signed", True)),
     )
     params = AttackParams(
         rate=float(key["rate"]),  # type: ignore[arg-type]
@@ -84,8 +86,10 @@ def _setting(key: dict[str, object]) -> Setting:
 
 def _label(setting: Setting) -> str:
     pool = f", pool {setting.port_pool}" if setting.port_pool else ""
+    zones = f", zones {setting.arena.dnssec_label}" if setting.arena.signed else ""
     return (
-        f"{setting.attack.value} vs {setting.defenses}{pool}, N={setting.arena.servers}, "
+        f"{setting.attack.value} vs {setting.defenses}{pool}{zones}, "
+        f"N={setting.arena.servers}, "
         f"W={setting.arena.window * 1000:.0f} ms, R={setting.attack_params.rate:,.0f}/s"
     )
 
@@ -124,7 +128,8 @@ def plot_time_per_defense(summaries: list[tuple[Setting, Summary]], out: Path) -
     figure, axes = plt.subplots(figsize=(8, max(3.0, 0.45 * len(summaries) + 1.5)))
     labels, values, measured = [], [], []
     for setting, summary in summaries:
-        labels.append(f"{setting.attack.value} / {setting.defenses}")
+        zones = f" ({setting.arena.dnssec_label})" if setting.arena.signed else ""
+        labels.append(f"{setting.attack.value} / {setting.defenses}{zones}")
         if summary.median_time_s is not None:
             values.append(summary.median_time_s)
             measured.append(True)

@@ -21,8 +21,7 @@ from typing import Any
 
 from poisonproof.lab.arena import ArenaParams
 from poisonproof.lab.attacks import AttackName, AttackParams, TrialResult
-from poisonproof.lab.trials import Setting, _load, run_trials
-from poisonproof.resolver.defenses import PRESETS
+from poisonproof.lab.trials import Setting, _load, defenses_named, run_trials
 
 CHUNK = 25
 GRID_KEYS = {"port_pool", "servers", "window", "rate", "ttl", "budget", "defenses", "attack"}
@@ -63,8 +62,10 @@ def load_grid(path: Path) -> Grid:
                 f"{path}: attack {name!r} is not one of {[a.value for a in AttackName]}"
             )
     for name in defenses:
-        if name not in PRESETS:
-            raise GridError(f"{path}: defenses {name!r} is not a preset")
+        try:
+            defenses_named(name)
+        except ValueError:
+            raise GridError(f"{path}: defenses {name!r} is not a preset") from None
     axes = {
         "port_pool": _values(grid.get("port_pool", [None])),
         "servers": _values(grid.get("servers", 1)),

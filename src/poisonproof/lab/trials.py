@@ -21,10 +21,32 @@ from poisonproof.lab.arena import ArenaParams, ZoneFiles, with_port_pool
 from poisonproof.lab.attacks import AttackName, AttackParams, TrialResult, run_trial
 from poisonproof.lab.flood import ID_SPACE
 from poisonproof.lab.theory import Attempt, median_attempts
-from poisonproof.resolver.defenses import EPHEMERAL_PORTS, Defenses, TxidStrategy, preset
+from poisonproof.resolver.defenses import (
+    EPHEMERAL_PORTS,
+    PRESETS,
+    Defenses,
+    TxidStrategy,
+    preset,
+)
 
 SETTLE = 0.001
 """Seconds the attacker waits after a window before checking (see `attacks.run_attack`)."""
+WITH_DNSSEC = "+dnssec"
+"""`PRESET+dnssec`: the preset with DNSSEC validation switched on (e.g. `2008+dnssec`:
+the pre-2008 resolver that validates; it matters only in a signed arena)."""
+
+
+def defenses_named(name: str) -> Defenses:
+    """A preset by name, or `PRESET+dnssec`; ValueError naming the known ones otherwise."""
+    base = name.removesuffix(WITH_DNSSEC)
+    if base != name and base in PRESETS:
+        return dataclasses.replace(preset(base), dnssec=True)
+    if name in PRESETS:
+        return preset(name)
+    raise ValueError(
+        f"unknown defenses preset {name!r}; known: {', '.join(PRESETS)} "
+        f"(each also as PRESET{WITH_DNSSEC}, with DNSSEC validation on)"
+    )
 
 
 @dataclass(frozen=True)
@@ -36,14 +58,14 @@ class Setting:
     port_pool: int | None = None
 
     def defenses_value(self) -> Defenses:
-        return with_port_pool(preset(self.defenses), self.port_pool)
+        return with_port_pool(defenses_named(self.defenses), self.port_pool)
 
     def key(self) -> dict[str, object]:
         return {
             "attack": self.attack.value,
             "defenses": self.defenses,
             "port_pool": self.port_pool,
-            **{f"arena_{k}": v for k, v in dataclasses.asdict(self.arena).items()},
+            **self.arena.key(),
             "rate": self.attack_params.rate,
             "budget_packets": self.attack_params.budget_packets,
             "budget_time": self.attack_params.budget_time,
