@@ -352,7 +352,12 @@ def resolve(
     upstream_port: Annotated[int | None, typer.Option(help="Port of upstream servers.")] = None,
     qname_minimisation: Switch = None,
     config: Annotated[Path | None, typer.Option(help="TOML file with serve's keys.")] = None,
-    trace: Annotated[bool, typer.Option(help="Print every upstream exchange.")] = False,
+    trust_anchor_file: Annotated[
+        str | None, typer.Option(help="DNSSEC trust anchor (DS/DNSKEY lines).")
+    ] = None,
+    trace: Annotated[
+        bool, typer.Option(help="Print every upstream exchange and validation step.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Resolve one name iteratively from the root and print the answer (like dig +trace)."""
@@ -367,6 +372,7 @@ def resolve(
         query_localhost=query_localhost,
         upstream_port=upstream_port,
         qname_minimisation=qname_minimisation,
+        trust_anchor_file=trust_anchor_file,
     )
     try:
         qname = dns.name.from_text(name)
@@ -387,10 +393,12 @@ def resolve(
         "answer": [line for r in answer.answer for line in r.to_text().splitlines()],
         "authority": [line for r in answer.authority for line in r.to_text().splitlines()],
         "ede": list(answer.ede) if answer.ede else None,
+        "security": answer.security.value,
+        "bogus": list(answer.bogus) if answer.bogus else None,
         "upstream_queries": driver.sent,
         "trace": [
             {
-                "server": f"{e.server[0]}#{e.server[1]}" if e.server else None,
+                "server": f"{e.server[0]}#{e.server[1]}" if e.server else e.role or None,
                 "question": e.question,
                 "outcome": e.outcome,
                 "scrubbed": [{"record": r, "reason": why} for r, why in e.dropped],
@@ -408,6 +416,8 @@ def resolve(
     print(
         f";; {result['question']}: {result['rcode']}"
         + (f" (EDE {answer.ede[0]}: {answer.ede[1]})" if answer.ede else "")
+        + f", DNSSEC {answer.security.value}"
+        + (f" (EDE {answer.bogus[0]}: {answer.bogus[1]})" if answer.bogus else "")
     )
     for line in result["answer"] + result["authority"]:
         print(line)

@@ -16,6 +16,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import dns.dnssec
 import dns.name
 import dns.rdatatype
 import dns.rrset
@@ -62,7 +63,7 @@ class KeyEntry:
     expires: float = 0.0
 
     def verdict(self) -> Verdict:
-        return Verdict(self.security, self.reason, self.ede)
+        return Verdict(self.security, self.reason, self.ede, from_keys=True)
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,7 @@ class TrustChain:
             ttl = min(ttl, entry.keys.ttl)
         entry = KeyEntry(entry.security, entry.keys, entry.reason, entry.ede, now + ttl)
         self._keys[zone] = entry
+        _note(budget, f"{zone} DNSKEY", _describe_keys(entry, self.anchors.closest(zone)))
         self.resolver.count(f"keys_{entry.security.value}")
         return entry
 
@@ -374,6 +376,11 @@ class TrustChain:
             if synthesized:
                 continue  # stands or falls with the DNAME that made it
             verdict = yield from self._judge_rrset(scrubbed, rrset, budget, depth)
+            _note(
+                budget,
+                f"{rrset.name} {dns.rdatatype.to_text(rrset.rdtype)}",
+                _describe_verdict(verdict, scrubbed.sig(rrset)),
+            )
             proofs: tuple[dns.rrset.RRset, ...] = ()
             if verdict.wildcard is not None:
                 proofs = tuple(
@@ -392,6 +399,11 @@ class TrustChain:
             verdicts.append(verdict)
         if scrubbed.kind in (ReplyKind.NXDOMAIN, ReplyKind.NODATA):
             verdict = yield from self._judge_denial(scrubbed, qtype, budget, depth)
+            _note(
+                budget,
+                f"{scrubbed.final_name} {scrubbed.kind.value}",
+                _describe_verdict(verdict, None),
+            )
             verdicts.append(verdict)
         return combine(verdicts)
 
@@ -506,3 +518,35 @@ def _sig_in(rrset: dns.rrset.RRset, sigs: list[dns.rrset.RRset]) -> dns.rrset.RR
         if sig.name == rrset.name and sig.covers == rrset.rdtype:
             return sig
     return None
+
+
+def _note(budget: Budget, question: str, outcome: str) -> None:
+    from poisonproof.resolver.iterator import TraceEvent
+
+    budget.trace.append(TraceEvent(None, question, outcome, role="validator"))
+
+
+def _describe_keys(entry: KeyEntry, anchor: dns.name.Name | None) -> str:
+    if entry.security is Security.SECURE and entry.keys is not None:
+        tags = ", ".join(
+            f"{dns.dnssec.key_id(k)}/alg {k.algorithm}"  # type: ignore[attr-defined]
+            for k in entry.keys
+        )
+        via = f"trust anchor {anchor}" if anchor is not None else "its DS"
+        return (
+            f"secure: keys {tags} (chain from {via}){': ' + entry.reason if entry.reason else ''}"
+        )
+    return f"{entry.security.value}: {entry.reason}"
+
+
+def _describe_verdict(verdict: Verdict, sigs: dns.rrset.RRset | None) -> str:
+    if verdict.security is Security.SECURE:
+        signers = sorted({f"{s.signer} key {s.key_tag}" for s in sigs or ()})  # type: ignore[attr-defined]
+        text = "secure" + (f": signed by {', '.join(signers)}" if signers else "")
+        if verdict.wildcard is not None:
+            text += f"; expanded from {verdict.wildcard}, its proof checked"
+        return text
+    text = f"{verdict.security.value}" + (f": {verdict.reason}" if verdict.reason else "")
+    if verdict.ede is not None and verdict.bogus:
+        text += f" (EDE {verdict.ede})"
+    return text

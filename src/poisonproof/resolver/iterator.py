@@ -103,9 +103,11 @@ class TraceEvent:
     question: str
     outcome: str
     dropped: list[tuple[str, str]] = field(default_factory=list)
+    role: str = ""
+    """Who speaks when no server does (e.g. "validator")."""
 
     def to_text(self) -> str:
-        where = f"{self.server[0]}#{self.server[1]}" if self.server else "cache"
+        where = f"{self.server[0]}#{self.server[1]}" if self.server else self.role or "cache"
         lines = [f"{where:<24} {self.question:<40} {self.outcome}"]
         lines += [f"{'':<24}   scrubbed {record}: {reason}" for record, reason in self.dropped]
         return "\n".join(lines)
@@ -438,7 +440,11 @@ class Resolver:
                 return scrubbed, Verdict(Security.UNCHECKED)
             verdict = yield from self.chain.judge(scrubbed, name, qtype, budget, depth)
             self._mark_negative(scrubbed, qtype, verdict)
-            if verdict.security is not Security.BOGUS or scrubbed.server is None:
+            if (
+                verdict.security is not Security.BOGUS
+                or verdict.from_keys
+                or scrubbed.server is None
+            ):
                 break
             self.count("bogus_retries")
             budget.avoid.add(scrubbed.server)

@@ -70,6 +70,9 @@ class Verdict:
     """For a secure RRset: the TTL it may be cached for (capped by the RRSIG)."""
     wildcard: dns.name.Name | None = None
     """For a secure RRset expanded from a wildcard: the wildcard's owner name."""
+    from_keys: bool = False
+    """The verdict is the zone's keys' (not this data's): asking another server for the
+    same data cannot help."""
 
     @property
     def bogus(self) -> bool:
