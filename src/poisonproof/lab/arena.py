@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
-import functools
 import random
 import tempfile
 from dataclasses import dataclass, field
@@ -353,8 +352,6 @@ async def build_arena(
         ),
         anchors=zones.anchors(),
     )
-    if resolver.validating:
-        ask_with_do(resolver)
     allow = ("0.0.0.0/0",) if open_resolver else (f"{CLIENT_IP}/32", f"{MAIL_IP}/32")
     frontend = Frontend(resolver, allow, fast_path=True)
     arena = Arena(sim, params, defenses, resolver, frontend)
@@ -378,19 +375,6 @@ async def build_arena(
     await arena.resolver_server.start()
     await net.serve_udp((MAIL_IP, 25), arena.mail_service)
     return arena
-
-
-def ask_with_do(resolver: Resolver) -> None:
-    """Make the resolver set the DO bit on its upstream queries.
-
-    A workaround: `Resolver._ask` builds every upstream query with `QueryFactory.make`'s
-    default `dnssec_ok=False`, so authoritative servers that follow RFC 3225 (ours do)
-    send no RRSIG, NSEC or NSEC3, and a validating resolver finds every signed answer
-    bogus (RFC 4035 §4.1: a validating resolver MUST set DO). Once the resolver passes
-    `dnssec_ok` itself, its keyword wins over this default and this does nothing.
-    """
-    make = resolver.factory.make
-    resolver.factory.make = functools.partial(make, dnssec_ok=True)  # type: ignore[method-assign]
 
 
 def with_port_pool(defenses: Defenses, port_pool: int | None) -> Defenses:
