@@ -178,8 +178,11 @@ async def _play(
     client_port = 40000
     try:
         for step in scenario.steps:
-            run.step = step.id
             kind = step.kind
+            if kind is not StepKind.CHECK_ANSWER or pending is None:
+                # Deckard answers a client query within its QUERY step: the resolver's
+                # upstream queries for it see that step's ranges until the answer is in
+                run.step = step.id
             if kind is StepKind.QUERY:
                 assert step.entry is not None
                 client_port = 40001 + (client_port - 40000) % 20000
@@ -200,6 +203,7 @@ async def _play(
                 except ExchangeTimeout:
                     return step.id, f"no answer within {ANSWER_WAIT:.0f}s"
                 pending = None
+                run.step = step.id
                 reply = dns.message.from_wire(wire)
                 mismatch = compare_answer(step.entry, reply, reply_wire=wire)
                 if mismatch is not None:
