@@ -66,8 +66,17 @@ class Synthesized:
     ttl: int
 
 
-_Key = tuple[Name, int, Name | bytes]
+_Labels = tuple[bytes, ...]
+"""A name's sort key: its lower-cased labels from the root down. Python orders these
+tuples exactly as RFC 4034 §6.1 (and dnspython's `Name` comparison) orders names, but in
+C: ancestors are prefixes, and a bisect costs no `Name.fullcompare` calls."""
+
+_Key = tuple[_Labels, int, _Labels | bytes]
 """(zone, NSEC or NSEC3, owner name or owner hash)."""
+
+
+def _labels(name: Name) -> _Labels:
+    return tuple(label.lower() for label in reversed(name.labels))
 
 
 @dataclass
@@ -77,7 +86,7 @@ class _Entry:
     sigs: RRset
     expires: float
     seq: int
-    next: Name | bytes
+    next: _Labels | bytes
     types: frozenset[int]
 
     @property
@@ -92,12 +101,13 @@ class _Entry:
 
 @dataclass
 class _Zone:
+    name: Name
     soa: RRset
     soa_sigs: RRset | None
     soa_expires: float
-    nsec_owners: list[Name] = field(default_factory=list)
-    """Canonical (lower-case) NSEC owners in canonical DNSSEC order."""
-    nsecs: dict[Name, _Entry] = field(default_factory=dict)
+    nsec_owners: list[_Labels] = field(default_factory=list)
+    """NSEC owners in canonical DNSSEC order."""
+    nsecs: dict[_Labels, _Entry] = field(default_factory=dict)
     nsec3_params: tuple[int, int, bytes] | None = None
     """(hash algorithm, iterations, salt) of the cached NSEC3 records."""
     nsec3_hashes: list[bytes] = field(default_factory=list)
@@ -118,7 +128,7 @@ class DenialCache:
         if max_records < 1:
             raise ValueError("max_records must be at least 1")
         self.max_records = max_records
-        self._zones: dict[Name, _Zone] = {}
+        self._zones: dict[_Labels, _Zone] = {}
         self._order: OrderedDict[_Key, _Entry] = OrderedDict()
         """Every cached record, oldest added first."""
         self._expiry: list[tuple[float, int, _Key]] = []
@@ -126,7 +136,7 @@ class DenialCache:
         self._seq = itertools.count()
 
     def __len__(self) -> int:
-        """The number of cached NSEC/NSEC3 RRsets (expired ones may linger until the next
+        """The number of cached NSEC/NSEC3 RRsets (expired ones linger until the next
         `add` or `lookup`)."""
         return len(self._order)
 
@@ -141,22 +151,20 @@ class DenialCache:
         now: float,
     ) -> None:
         """Keep the NSEC/NSEC3 RRsets of `zone` found in `records` (already validated, mixed
-        with their RRSIG RRsets). An NSEC/NSEC3 is kept only with an RRSIG of it signed by
-        `zone`; RRsets owned outside `zone`, NSEC3 with an unknown algorithm or flags, or
-        with iterations above the RFC 9276 limit, are ignored. NSEC3 records with other
-        parameters than the cached ones of the zone replace them all (the zone re-salted)."""
+        with their RRSIG RRsets). An NSEC/NSEC3 is kept only with an RRSIG of it made by
+        `zone` (handed back to DO clients); RRsets owned outside `zone`, NSEC3 with an
+        unknown algorithm or flags, or with iterations above the RFC 9276 limit, are
+        ignored. NSEC3 records with other parameters than the zone's cached ones replace
+        them all (the zone was re-salted). The SOA given replaces the zone's kept one."""
         if soa.rdtype != dns.rdatatype.SOA or soa.name != zone or len(soa) == 0:
-            raise ValueError(
-                f"{soa.name} {dns.rdatatype.to_text(soa.rdtype)} is not the SOA of {zone}"
-            )
+            raise ValueError(f"not the SOA of {zone}: {soa.name} {soa.rdtype!r}")
         self._purge(now)
         zone = zone.canonicalize()
+        zone_key = _labels(zone)
         negative_ttl = min(soa.ttl, min(rdata.minimum for rdata in soa))
-        soa_expires = now + min(
-            negative_ttl, soa_sigs.ttl if soa_sigs is not None else negative_ttl
-        )
+        soa_ttl = min(negative_ttl, soa_sigs.ttl) if soa_sigs is not None else negative_ttl
         sigs = _signatures(zone, records)
-        state = self._zones.get(zone)
+        state = self._zones.get(zone_key)
         for rrset in records:
             if rrset.rdclass != dns.rdataclass.IN or rrset.rdtype not in (_NSEC, _NSEC3):
                 continue
@@ -167,18 +175,17 @@ class DenialCache:
             if ttl <= 0:
                 continue
             if state is None:
-                state = _Zone(soa, soa_sigs, soa_expires)
-                self._zones[zone] = state
+                state = _Zone(zone, soa, soa_sigs, now + soa_ttl)
             if rrset.rdtype == _NSEC:
                 self._add_nsec(zone, state, rrset, rrsig, now + ttl)
             else:
                 self._add_nsec3(zone, state, rrset, rrsig, now + ttl)
         if state is not None:
-            state.soa, state.soa_sigs, state.soa_expires = soa, soa_sigs, soa_expires
+            state.soa, state.soa_sigs, state.soa_expires = soa, soa_sigs, now + soa_ttl
             if state:
-                self._zones[zone] = state  # again: re-salting may have emptied and dropped it
+                self._zones[zone_key] = state  # again: re-salting may have dropped it
             else:
-                self._zones.pop(zone, None)
+                self._zones.pop(zone_key, None)
         while len(self._order) > self.max_records:
             _, oldest = self._order.popitem(last=False)
             self._drop(oldest, from_order=False)
@@ -186,12 +193,12 @@ class DenialCache:
     def _add_nsec(
         self, zone: Name, state: _Zone, rrset: RRset, sigs: RRset, expires: float
     ) -> None:
-        owner = rrset.name.canonicalize()
-        if not owner.is_subdomain(zone):
+        if not rrset.name.is_subdomain(zone):
             return
+        owner = _labels(rrset.name)
         rdata = rrset[0]
-        following = rdata.next.canonicalize()
-        entry = self._entry((zone, _NSEC, owner), rrset, sigs, expires, following, rdata.windows)
+        key = (_labels(zone), _NSEC, owner)
+        entry = self._entry(key, rrset, sigs, expires, _labels(rdata.next), rdata.windows)
         if owner not in state.nsecs:
             bisect.insort(state.nsec_owners, owner)
         state.nsecs[owner] = entry
@@ -199,7 +206,7 @@ class DenialCache:
     def _add_nsec3(
         self, zone: Name, state: _Zone, rrset: RRset, sigs: RRset, expires: float
     ) -> None:
-        owner = rrset.name.canonicalize()
+        owner = rrset.name
         if len(owner) < 2 or owner.parent() != zone:
             return
         owner_hash = _b32hex(owner.labels[0])
@@ -215,7 +222,7 @@ class DenialCache:
             for old in list(state.nsec3s.values()):
                 self._drop(old)
             state.nsec3_params = params
-        key = (zone, _NSEC3, owner_hash)
+        key = (_labels(zone), _NSEC3, owner_hash)
         entry = self._entry(key, rrset, sigs, expires, rdata.next, rdata.windows)
         if owner_hash not in state.nsec3s:
             bisect.insort(state.nsec3_hashes, owner_hash)
@@ -227,7 +234,7 @@ class DenialCache:
         rrset: RRset,
         sigs: RRset,
         expires: float,
-        following: Name | bytes,
+        following: _Labels | bytes,
         windows: Iterable[tuple[int, bytes]],
     ) -> _Entry:
         seq = next(self._seq)
@@ -243,8 +250,8 @@ class DenialCache:
     # --- forgetting --------------------------------------------------------------------
 
     def forget_zone(self, zone: Name) -> None:
-        """Drop every record kept for `zone` (not for zones below it)."""
-        state = self._zones.pop(zone.canonicalize(), None)
+        """Drop every record kept for `zone` (not those of zones below it)."""
+        state = self._zones.pop(_labels(zone), None)
         if state is None:
             return
         for entry in itertools.chain(state.nsecs.values(), state.nsec3s.values()):
@@ -258,10 +265,8 @@ class DenialCache:
         if state is None:
             return
         if rdtype == _NSEC:
-            assert isinstance(owner, Name)
             _remove_sorted(state.nsec_owners, state.nsecs, owner)
         else:
-            assert isinstance(owner, bytes)
             _remove_sorted(state.nsec3_hashes, state.nsec3s, owner)
         if not state:
             del self._zones[zone]
@@ -278,21 +283,19 @@ class DenialCache:
 
     def lookup(self, name: Name, qtype: int, now: float, budget: HashBudget) -> Synthesized | None:
         """A negative answer for (`name`, `qtype`) proven by cached records of the deepest
-        cached zone holding `name` (for DS: holding its parent side), or None."""
+        cached zone holding `name` (for DS: holding its parent side), or None. NSEC3
+        hashes are charged to `budget`; when it runs out the answer is None."""
         self._purge(now)
-        name = name.canonicalize()
-        found = self._zone_of(name, qtype)
-        if found is None:
-            return None
-        zone, state = found
-        if state.soa_expires <= now:
+        key = _labels(name)
+        state = self._zone_of(key, qtype)
+        if state is None or state.soa_expires <= now:
             return None
         answer = None
         if state.nsecs:
-            answer = self._by_nsec(zone, state, name, qtype)
+            answer = self._by_nsec(state, name, key, qtype)
         if answer is None and state.nsec3s:
             try:
-                answer = self._by_nsec3(zone, state, name, qtype, budget)
+                answer = self._by_nsec3(state, name, key, qtype, budget)
             except _OutOfHashes:
                 return None
         if answer is None:
@@ -307,87 +310,85 @@ class DenialCache:
             out += [_with_ttl(entry.rrset, ttl), _with_ttl(entry.sigs, ttl)]
         if state.soa_sigs is not None:
             out.append(_with_ttl(state.soa_sigs, ttl))
-        return Synthesized(nxdomain, zone, _with_ttl(state.soa, ttl), tuple(out), ttl)
+        return Synthesized(nxdomain, state.name, _with_ttl(state.soa, ttl), tuple(out), ttl)
 
-    def _zone_of(self, name: Name, qtype: int) -> tuple[Name, _Zone] | None:
-        """The deepest cached zone at or above `name`; for DS, strictly above it (the
+    def _zone_of(self, key: _Labels, qtype: int) -> _Zone | None:
+        """The deepest cached zone at or above the name; for DS, strictly above it (the
         parent side of a delegation holds its DS)."""
-        if qtype == dns.rdatatype.DS and name != dns.name.root:
-            name = name.parent()
-        while True:
-            state = self._zones.get(name)
+        depth = len(key) - 1 if qtype == dns.rdatatype.DS and len(key) > 1 else len(key)
+        for length in range(depth, 0, -1):
+            state = self._zones.get(key[:length])
             if state is not None:
-                return name, state
-            if name == dns.name.root:
-                return None
-            name = name.parent()
+                return state
+        return None
 
     def _by_nsec(
-        self, zone: Name, state: _Zone, name: Name, qtype: int
+        self, state: _Zone, name: Name, key: _Labels, qtype: int
     ) -> tuple[bool, list[_Entry]] | None:
+        zone = state.name
+        apex = len(zone.labels)
         # Below a delegation or DNAME the records show: another zone's business.
-        ancestor = name
-        while ancestor != zone:
-            ancestor = ancestor.parent()
-            cut = state.nsecs.get(ancestor)
+        for length in range(apex, len(key)):
+            cut = state.nsecs.get(key[:length])
             if cut is not None and cut.is_cut:
                 return None
-        before = _at_or_before(state.nsec_owners, state.nsecs, name)
+        before = _at_or_before(state.nsec_owners, state.nsecs, key)
         if before is None:
             return None
-        if before.key[2] == name:
+        owner, following = before.key[2], before.next
+        assert isinstance(owner, tuple) and isinstance(following, tuple)
+        if owner == key:
             return _nodata(zone, name, qtype, [before])
-        following = before.next
-        assert isinstance(following, Name)
-        if following != name and following.is_subdomain(name):
+        if len(following) > len(key) and following[: len(key)] == key:
             return _nodata(zone, name, qtype, [before])  # an empty non-terminal
-        wildcard = _wildcard_at(_nsec_closest_encloser(name, before.key[2], following, zone))
+        # The closest encloser this NSEC shows (RFC 4592 §3.3.1): the longest ancestor of
+        # the name shared with the owner or the next name; then its wildcard's NSEC.
+        shared = max(_shared(key, owner), _shared(key, following), apex)
+        wildcard = (*key[:shared], b"*")
         used = [before]
         at_wildcard = _at_or_before(state.nsec_owners, state.nsecs, wildcard)
         if at_wildcard is not None and at_wildcard is not before:
             used.append(at_wildcard)
-        rrsets = _rrsets(used)
-        if prove_nxdomain(name, zone, rrsets).status is DenialStatus.SECURE:
+        if prove_nxdomain(name, zone, _rrsets(used)).status is DenialStatus.SECURE:
             return True, used
         return _nodata(zone, name, qtype, used)
 
     def _by_nsec3(
-        self, zone: Name, state: _Zone, name: Name, qtype: int, budget: HashBudget
+        self, state: _Zone, name: Name, key: _Labels, qtype: int, budget: HashBudget
     ) -> tuple[bool, list[_Entry]] | None:
         assert state.nsec3_params is not None
         algorithm, iterations, salt = state.nsec3_params
+        zone = state.name
 
-        def digest(of: Name) -> bytes:
+        def digest(of: _Labels) -> bytes:
             if budget.remaining <= 0:
                 raise _OutOfHashes
             budget.remaining -= 1
-            return base64.b32hexdecode(dns.dnssec.nsec3_hash(of, salt, iterations, algorithm))
+            text = dns.dnssec.nsec3_hash(_name(of), salt, iterations, algorithm)
+            return base64.b32hexdecode(text)
 
         # Walk down from the apex: each ancestor matched (and not a cut) until the first
         # one with no NSEC3, which must be covered: that is the next closer name.
-        matched = state.nsec3s.get(digest(zone))
+        apex = len(zone.labels)
+        matched = state.nsec3s.get(digest(key[:apex]))
         if matched is None:
             return None
-        encloser = zone
-        below = name.relativize(zone).labels if name != zone else ()
-        next_closer = cover = None
-        for depth in range(len(below) - 1, -1, -1):
+        encloser = apex
+        cover = None
+        for length in range(apex + 1, len(key) + 1):
             if matched.is_cut:
                 return None
-            child = Name(below[depth:] + zone.labels)
-            child_digest = digest(child)
+            child_digest = digest(key[:length])
             match = state.nsec3s.get(child_digest)
-            if match is not None:
-                matched, encloser = match, child
-                continue
-            cover = _nsec3_covering(state, child_digest)
-            if cover is None:
-                return None
-            next_closer = child
-            break
-        if next_closer is None or cover is None:
-            return _nodata(zone, name, qtype, [matched])
-        wildcard_digest = digest(_wildcard_at(encloser))
+            if match is None:
+                cover = _nsec3_covering(state, child_digest)
+                if cover is None:
+                    return None
+                break
+            matched, encloser = match, length
+        if cover is None:
+            return _nodata(zone, name, qtype, [matched], budget)
+        wildcard_digest = digest((*key[:encloser], b"*"))
         at_wildcard = state.nsec3s.get(wildcard_digest) or _nsec3_covering(state, wildcard_digest)
         if at_wildcard is None:
             return None
@@ -395,6 +396,7 @@ class DenialCache:
         rrsets = _rrsets(used)
         # The proof for the next closer name is the proof for every name below it (same
         # closest encloser, same wildcard) and costs three hashes, not one per label.
+        next_closer = _name(key[: encloser + 1])
         if prove_nxdomain(next_closer, zone, rrsets, budget).status is DenialStatus.SECURE:
             return True, used
         return _nodata(zone, next_closer, qtype, used, budget)
@@ -432,10 +434,26 @@ def _signatures(zone: Name, records: Iterable[RRset]) -> dict[tuple[Name, int], 
     return out
 
 
-def _at_or_before(owners: list[Name], entries: dict[Name, _Entry], name: Name) -> _Entry | None:
-    """The NSEC with the greatest owner <= `name` in canonical order."""
-    index = bisect.bisect_right(owners, name)
+def _at_or_before(
+    owners: list[_Labels], entries: dict[_Labels, _Entry], key: _Labels
+) -> _Entry | None:
+    """The NSEC with the greatest owner <= the name in canonical order."""
+    index = bisect.bisect_right(owners, key)
     return entries[owners[index - 1]] if index else None
+
+
+def _shared(a: _Labels, b: _Labels) -> int:
+    """How many labels (from the root) two names share: their common ancestor's length."""
+    count = 0
+    for left, right in zip(a, b, strict=False):
+        if left != right:
+            break
+        count += 1
+    return count
+
+
+def _name(key: _Labels) -> Name:
+    return Name(tuple(reversed(key)))
 
 
 def _nsec3_covering(state: _Zone, digest: bytes) -> _Entry | None:
@@ -453,29 +471,12 @@ def _nsec3_covering(state: _Zone, digest: bytes) -> _Entry | None:
     return entry if digest > owner or digest < following else None
 
 
-def _remove_sorted(keys: list, entries: dict, key: Name | bytes) -> None:
+def _remove_sorted(keys: list, entries: dict, key: _Labels | bytes) -> None:
     if entries.pop(key, None) is None:
         return
     index = bisect.bisect_left(keys, key)
     if index < len(keys) and keys[index] == key:
         del keys[index]
-
-
-def _nsec_closest_encloser(name: Name, owner: Name, following: Name, zone: Name) -> Name:
-    """The closest encloser of `name` that an NSEC owner -> following covering it shows
-    (RFC 4592 §3.3.1): its longest ancestor shared with the owner or the next name."""
-    by_owner = _common_ancestor(name, owner)
-    by_next = _common_ancestor(name, following) if following.is_subdomain(zone) else zone
-    return max(by_owner, by_next, key=lambda ancestor: len(ancestor.labels))
-
-
-def _common_ancestor(a: Name, b: Name) -> Name:
-    _, _, common = a.fullcompare(b)
-    return a.split(common)[1]
-
-
-def _wildcard_at(encloser: Name) -> Name:
-    return Name((b"*", *encloser.labels))
 
 
 def _unique(entries: list[_Entry]) -> list[_Entry]:

@@ -26,6 +26,7 @@ import dns.rdatatype
 from poisonproof.net.base import Address, Via
 from poisonproof.resolver.answer_cache import AnswerCache
 from poisonproof.resolver.iterator import Answer, Ede, Resolver
+from poisonproof.resolver.sentinel import sentinel_fails
 from poisonproof.resolver.validator import Security
 
 DEFAULT_ALLOW = ("127.0.0.0/8", "::1/128")
@@ -154,6 +155,7 @@ class Frontend:
             and self.answers is not None
             and answer.ede is None
             and answer.security is not Security.BOGUS
+            and raw_query[13:31].lower() != b"root-key-sentinel-"
             and answer.rcode in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN)
             and (answer.answer or answer.authority)
         ):
@@ -171,13 +173,29 @@ class Frontend:
         if dnssec_ok:
             reply.want_dnssec(True)
         ede = answer.ede
+        if (
+            answer.security is Security.SECURE
+            and not checking_disabled
+            and query.question
+            and sentinel_fails(
+                query.question[0].name, query.question[0].rdtype, self.resolver.anchors
+            )
+        ):
+            self._count("sentinel_servfail")
+            answer, ede = Answer(dns.rcode.SERVFAIL), None
         if answer.security is Security.BOGUS and not checking_disabled:
             self._count("bogus")
             ede = answer.bogus or (Ede.DNSSEC_BOGUS, "DNSSEC validation failed")
             answer = Answer(dns.rcode.SERVFAIL)
         reply.set_rcode(answer.rcode)
-        if answer.security is Security.SECURE and (dnssec_ok or query.flags & dns.flags.AD):
-            reply.flags |= dns.flags.AD  # RFC 6840 §5.7: DO or AD asks for the AD bit
+        if (
+            answer.security is Security.SECURE
+            and (dnssec_ok or query.flags & dns.flags.AD)
+            and not checking_disabled
+        ):
+            # RFC 6840 §5.7: DO or AD asks for the AD bit; with CD the client validates
+            # itself and gets no AD (as Knot Resolver and the Deckard scenarios do)
+            reply.flags |= dns.flags.AD
         qname = query.question[0].name if query.question else None
         rrsets = []
         for rrset in answer.answer:
