@@ -26,6 +26,7 @@ xfail(strict=True): fixing the bug flips it.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections import Counter
@@ -76,34 +77,23 @@ INSECURE_ZONES = sorted(
 )
 
 # The bugs of ours this comparison finds; KNOWN_BUGS says which groups each one spoils.
-UNJUDGED_CACHE = (
-    "resolver/iterator.py: Resolver._store caches the replies of internal lookups - the "
-    "chain of trust's DNSKEY and DS fetches (Resolver.fetch), priming's `. NS`, and "
-    "qname-minimisation NS probes - at answerable rank with Security.UNCHECKED, and "
-    "_cache_step serves them to a client as they are: no AD on a secure zone's DNSKEY, on "
-    "`. NS`, on the DS of lab. (fetched: its servers also serve the root) or on the "
-    "NODATA of `img.cdn.net. NS` (an empty non-terminal the minimiser probed); and a bogus "
-    "zone's DNSKEY (bank.example., mailhost.net.) comes back NOERROR where Unbound says "
-    "SERVFAIL, its DS (re-fetched by the bogus retry) NOERROR without AD - Unbound "
-    "answers all of these validated"
-)
-
-KNOWN_BUGS: dict[tuple[str, str], tuple[str, ...]] = {
-    # (pass, group) -> the bugs of ours that make some answers in it differ from Unbound's.
-    **{("do", f"keys:{o}"): (UNJUDGED_CACHE,) for o in ORIGINS if o not in INSECURE_ZONES},
-    ("do", "data:."): (UNJUDGED_CACHE,),
-    ("do", "data:cdn.net."): (UNJUDGED_CACHE,),
-}
+# (Fixed: internal lookups - DNSKEY/DS fetches, priming, minimised probes - were served to
+# clients from the cache unvalidated; they are now judged before a client sees them.)
+KNOWN_BUGS: dict[tuple[str, str], tuple[str, ...]] = {}
 
 
+ORIGIN_NAMES = {o: dns.name.from_text(o) for o in ORIGINS}
+
+
+@functools.cache
 def zone_of(qname: str, qtype: str) -> str:
     """The zone whose data answers (qname, qtype): the deepest origin above qname; a DS
     question at a zone's apex is answered by the parent. NOWHERE for a missing TLD."""
     name = dns.name.from_text(qname)
-    inside = [o for o in ORIGINS if name.is_subdomain(dns.name.from_text(o))]
+    inside = [o for o, n in ORIGIN_NAMES.items() if name.is_subdomain(n)]
     if qtype == "DS":
-        inside = [o for o in inside if dns.name.from_text(o) != name]
-    deepest = max(inside, key=lambda o: len(dns.name.from_text(o)))
+        inside = [o for o in inside if ORIGIN_NAMES[o] != name]
+    deepest = max(inside, key=lambda o: len(ORIGIN_NAMES[o]))
     if deepest == "." and len(name) > 1 and name.labels[-2].decode().lower() + "." not in ORIGINS:
         return NOWHERE
     return deepest

@@ -175,16 +175,14 @@ class DenialCache:
             if ttl <= 0:
                 continue
             if state is None:
-                state = _Zone(zone, soa, soa_sigs, now + soa_ttl)
+                state = self._zones[zone_key] = _Zone(zone, soa, soa_sigs, now + soa_ttl)
             if rrset.rdtype == _NSEC:
                 self._add_nsec(zone, state, rrset, rrsig, now + ttl)
             else:
                 self._add_nsec3(zone, state, rrset, rrsig, now + ttl)
         if state is not None:
             state.soa, state.soa_sigs, state.soa_expires = soa, soa_sigs, now + soa_ttl
-            if state:
-                self._zones[zone_key] = state  # again: re-salting may have dropped it
-            else:
+            if not state:
                 self._zones.pop(zone_key, None)
         while len(self._order) > self.max_records:
             _, oldest = self._order.popitem(last=False)
@@ -219,8 +217,10 @@ class DenialCache:
             return
         params = (rdata.algorithm, rdata.iterations, bytes(rdata.salt))
         if state.nsec3_params != params:
-            for old in list(state.nsec3s.values()):
-                self._drop(old)
+            for old in state.nsec3s.values():
+                self._order.pop(old.key, None)
+            state.nsec3s.clear()
+            state.nsec3_hashes.clear()
             state.nsec3_params = params
         key = (_labels(zone), _NSEC3, owner_hash)
         entry = self._entry(key, rrset, sigs, expires, rdata.next, rdata.windows)
@@ -341,6 +341,8 @@ class DenialCache:
             return _nodata(zone, name, qtype, [before])
         if len(following) > len(key) and following[: len(key)] == key:
             return _nodata(zone, name, qtype, [before])  # an empty non-terminal
+        if not (key < following or following == key[:apex]):
+            return None  # not covered (the last NSEC's next name is the apex): a miss
         # The closest encloser this NSEC shows (RFC 4592 §3.3.1): the longest ancestor of
         # the name shared with the owner or the next name; then its wildcard's NSEC.
         shared = max(_shared(key, owner), _shared(key, following), apex)

@@ -126,6 +126,8 @@ class Cache:
         self._entries: OrderedDict[_Key, _Entry | _NegativeEntry] = OrderedDict()
         self.evictions = 0
         self.refused_by_rank = 0
+        self.dname_count = 0
+        """DNAME RRsets ever stored (0: lookups need not look for DNAMEs above names)."""
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -193,6 +195,8 @@ class Cache:
         key = (rrset.name, int(rrset.rdtype))
         if not self._may_replace(key, rank):
             return False
+        if rrset.rdtype == dns.rdatatype.DNAME:
+            self.dname_count += 1
         stored = rrset.copy()
         ttl = self._clamp(rrset.ttl)
         stored.ttl = ttl

@@ -224,6 +224,7 @@ class TrustChain:
         return self._entry(verdict, dnskeys)
 
     def _entry(self, verdict: Verdict, dnskeys: dns.rrset.RRset) -> KeyEntry:
+        self._mark(dnskeys, verdict)
         if verdict.security is Security.SECURE:
             keys = dnskeys.copy()
             if verdict.ttl is not None:
@@ -302,6 +303,7 @@ class TrustChain:
                 return parent
             assert parent.keys is not None and signer is not None
             verdict = verify_rrset(ds, ds_sigs, signer, parent.keys, self._now(), budget.crypto)
+            self._mark(ds, verdict)
             if verdict.security is not Security.SECURE:
                 return KeyEntry(verdict.security, reason=verdict.reason, ede=verdict.ede)
             fetched = yield from self._fetch_dnskeys(zone, budget, depth)
@@ -336,6 +338,16 @@ class TrustChain:
                 ede=Ede.NSEC_MISSING,
             )
         return KeyEntry(Security.INSECURE, reason=f"{zone} is an unsigned delegation")
+
+    def _mark(self, rrset: dns.rrset.RRset, verdict: Verdict) -> None:
+        """What the chain learnt of a DNSKEY or DS set, for clients asking for it later."""
+        self.resolver.cache.mark(
+            rrset.name,
+            rrset.rdtype,
+            verdict.security,
+            (verdict.ede or Ede.DNSSEC_BOGUS, verdict.reason) if verdict.bogus else None,
+            ttl=verdict.ttl if verdict.security is Security.SECURE else None,
+        )
 
     def _verify_all(
         self,
@@ -397,6 +409,8 @@ class TrustChain:
                 proofs=proofs,
             )
             verdicts.append(verdict)
+        if scrubbed.dname_conflict:
+            verdicts.append(bogus(scrubbed.dname_conflict))
         if scrubbed.kind in (ReplyKind.NXDOMAIN, ReplyKind.NODATA):
             verdict = yield from self._judge_denial(scrubbed, qtype, budget, depth)
             _note(

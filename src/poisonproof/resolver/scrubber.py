@@ -74,6 +74,9 @@ class Scrubbed:
     """The DS set beside a referral (the parent's word on the child's keys)."""
     server: tuple[str, int] | None = None
     """Who sent it (a server whose data fails validation is avoided on the retry)."""
+    dname_conflict: str = ""
+    """The server's own CNAME for a DNAME step disagrees with the substitution (a forgery
+    sign: the validator calls such a reply bogus; without validation it is ignored)."""
 
     def sig(self, rrset: dns.rrset.RRset) -> dns.rrset.RRset | None:
         return self.sigs.get((rrset.name, int(rrset.rdtype)))
@@ -190,7 +193,9 @@ def scrub(
                 rewritten, rrset.ttl, "IN", "CNAME", current.to_text()
             )
             out.answer.append(synthesized)
-            _skip_cname_for(reply.answer, synthesized.name, used)
+            conflict = _skip_cname_for(reply.answer, synthesized.name, current, used)
+            if conflict:
+                out.dname_conflict = conflict
         else:
             final = rrset
             break
@@ -291,11 +296,21 @@ def _find_step(
     return None
 
 
-def _skip_cname_for(answer: list[dns.rrset.RRset], name: dns.name.Name, used: set[int]) -> None:
-    """The server's own synthesized CNAME is replaced by ours; mark it consumed."""
+def _skip_cname_for(
+    answer: list[dns.rrset.RRset], name: dns.name.Name, target: dns.name.Name, used: set[int]
+) -> str:
+    """The server's own synthesized CNAME is replaced by ours; mark it consumed, and say
+    if it pointed elsewhere than the substitution does."""
+    conflict = ""
     for index, rrset in enumerate(answer):
         if rrset.name == name and rrset.rdtype == dns.rdatatype.CNAME:
             used.add(index)
+            got = rrset[0].target  # type: ignore[attr-defined]
+            if got != target:
+                conflict = (
+                    f"the CNAME {name} -> {got} contradicts the DNAME substitution ({target})"
+                )
+    return conflict
 
 
 def _leftovers(
