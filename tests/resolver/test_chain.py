@@ -248,3 +248,21 @@ def test_keytrap_many_keys_and_signatures_cost_a_bounded_number_of_checks(
     assert answer.security is Security.BOGUS
     assert answer.bogus is not None and "limit" in answer.bogus[1]
     assert spent < 5.0  # the unbounded work is 1,600 ECDSA checks per try, three tries
+
+
+def test_random_subdomains_of_a_signed_zone_are_answered_from_cached_nsec(signed) -> None:
+    """RFC 8198: after one proven NXDOMAIN, a water-torture flood of random names in
+    the same NSEC gap costs no upstream query."""
+    world, anchors = signed
+    resolver = _resolver(world, anchors)
+    first = world.run(resolver, "xa1.example.")
+    assert first.rcode == dns.rcode.NXDOMAIN and first.security is Security.SECURE
+    asked = len(world.exchanges)
+    for n in range(50):
+        answer = world.run(resolver, f"xq{n}z.example.")
+        assert answer.rcode == dns.rcode.NXDOMAIN and answer.security is Security.SECURE
+        assert any(r.rdtype == dns.rdatatype.NSEC for r in answer.denial)
+    assert len(world.exchanges) == asked
+    assert resolver.stats["aggressive_nsec"] == 50
+    existing = world.run(resolver, "www.example.")  # a real name is not denied
+    assert existing.rcode == dns.rcode.NOERROR

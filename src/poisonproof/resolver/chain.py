@@ -105,6 +105,13 @@ class TrustChain:
     def _now(self) -> float:
         return self.resolver.clock.wall()
 
+    def is_secure(self, zone: dns.name.Name) -> bool:
+        """The zone's keys are known and secure right now (no lookup)."""
+        entry = self._keys.get(zone.canonicalize())
+        return (
+            entry is not None and entry.expires > self._now() and entry.security is Security.SECURE
+        )
+
     def covers(self, name: dns.name.Name) -> bool:
         return self.anchors.closest(name) is not None
 
@@ -496,6 +503,11 @@ class TrustChain:
             return bogus(f"{what} for {name} is not proven: {denial.reason}", Ede.NSEC_MISSING)
         if denial.status is DenialStatus.INSECURE:
             return Verdict(Security.INSECURE, denial.reason)
+        if scrubbed.soa is not None and scrubbed.soa.name == signer:
+            proofs = [r for p in scrubbed.proofs for r in (p, scrubbed.sig(p)) if r is not None]
+            self.resolver.denials.add(
+                signer, proofs, scrubbed.soa, scrubbed.sig(scrubbed.soa), self._now()
+            )
         return Verdict(Security.SECURE)
 
     def _keys_down_to(

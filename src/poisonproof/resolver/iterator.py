@@ -28,6 +28,7 @@ import dns.rdatatype
 import dns.rrset
 
 from poisonproof.net.base import Address, Clock
+from poisonproof.resolver.aggressive import DenialCache
 from poisonproof.resolver.anchors import TrustAnchors
 from poisonproof.resolver.cache import ANSWERABLE, Cache, Cached, Rank
 from poisonproof.resolver.chain import BOGUS_RETRIES, TrustChain
@@ -195,6 +196,8 @@ class Resolver:
         self._loopback_skipped = False
         self.anchors = anchors if anchors is not None else TrustAnchors()
         self.chain = TrustChain(self, self.anchors)
+        self.denials = DenialCache()
+        """Validated NSEC/NSEC3 records, for answering what they already deny (RFC 8198)."""
 
     @property
     def validating(self) -> bool:
@@ -297,6 +300,19 @@ class Resolver:
             return answer
         return None
 
+    def _synthesized(self, name: dns.name.Name, qtype: int, budget: Budget) -> Answer | None:
+        """A negative answer proven by cached, validated NSEC/NSEC3 records (RFC 8198)."""
+        if not self.validating or not len(self.denials):
+            return None
+        found = self.denials.lookup(name, qtype, self.clock.wall(), budget.hashes)
+        if found is None or not self.chain.is_secure(found.zone):
+            return None
+        self.count("aggressive_nsec")
+        rcode = dns.rcode.NXDOMAIN if found.nxdomain else dns.rcode.NOERROR
+        answer = Answer(rcode, [], [found.soa], denial=list(found.records))
+        answer.judge(Security.SECURE, None)
+        return answer
+
     def _unjudged(self, name: dns.name.Name, qtype: int, security: Security) -> bool:
         """Cached data validation never saw, though an anchor covers it: not an answer."""
         if security is not Security.UNCHECKED or not self.validating:
@@ -321,6 +337,9 @@ class Resolver:
             if step is not None:  # a cached CNAME or DNAME
                 current = self._add_cached(prefix, step, current)
             else:
+                synthesized = self._synthesized(current, qtype, budget)
+                if synthesized is not None:
+                    return _joined(prefix, synthesized)
                 from_cache = False
                 scrubbed, verdict = yield from self._iterate_validated(
                     current, qtype, budget, depth
