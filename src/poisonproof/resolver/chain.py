@@ -384,15 +384,8 @@ class TrustChain:
         ):
             return Verdict(Security.UNCHECKED)  # signatures are not signed themselves
         verdicts: list[Verdict] = []
-        previous: dns.rrset.RRset | None = None
         for rrset in scrubbed.answer:
-            synthesized = (
-                previous is not None
-                and previous.rdtype == dns.rdatatype.DNAME
-                and rrset.rdtype == dns.rdatatype.CNAME
-            )
-            previous = rrset
-            if synthesized:
+            if rrset.rdtype == dns.rdatatype.CNAME and rrset.name in scrubbed.synthesized:
                 continue  # stands or falls with the DNAME that made it
             verdict = yield from self._judge_rrset(scrubbed, rrset, budget, depth)
             _note(

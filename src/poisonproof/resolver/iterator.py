@@ -38,7 +38,7 @@ from poisonproof.resolver.hints import RootHints
 from poisonproof.resolver.infra import Infrastructure
 from poisonproof.resolver.outgoing import Entropy, OutgoingQuery, QueryFactory
 from poisonproof.resolver.scrubber import ReplyKind, Scrubbed, scrub
-from poisonproof.resolver.validator import CryptoBudget, Security, Verdict
+from poisonproof.resolver.validator import CryptoBudget, Security, Verdict, owner_labels
 
 log = logging.getLogger("poisonproof.resolver")
 
@@ -283,12 +283,18 @@ class Resolver:
             return answer
         if qtype != dns.rdatatype.CNAME:
             cname = self.cache.get_cached(name, dns.rdatatype.CNAME, ANSWERABLE)
-            if cname is not None:
-                return None if self._unjudged(name, qtype, cname.security) else cname
+            if cname is not None and not self._unjudged(name, qtype, cname.security):
+                return cname
         if qtype != dns.rdatatype.DNAME:
             dname = self._cached_dname(name)
+            if dname is not None and self._unjudged(name, qtype, dname.security):
+                return None
+            if dname is not None and qtype == dns.rdatatype.CNAME:
+                answer = Answer(dns.rcode.NOERROR)  # the synthesized CNAME is the answer
+                self._add_cached(answer, dname, name)
+                return answer
             if dname is not None:
-                return None if self._unjudged(name, qtype, dname.security) else dname
+                return dname
         negative = self.cache.get_negative(name, qtype)
         if negative is not None and self._unjudged(name, qtype, negative.security):
             return None
@@ -347,8 +353,8 @@ class Resolver:
                 prefix.answer += [self.cache.as_cached(rrset) for rrset in scrubbed.answer]
                 prefix.sigs.update({k: self.cache.as_cached(v) for k, v in scrubbed.sigs.items()})
                 prefix.judge(verdict.security, _reason(verdict))
-                if scrubbed.proofs and scrubbed.kind in (ReplyKind.ANSWER, ReplyKind.CNAME):
-                    prefix.denial += _denial_records(scrubbed)  # a wildcard's proof
+                if _from_wildcard(scrubbed):
+                    prefix.denial += _denial_records(scrubbed)  # the wildcard's proof
                 if scrubbed.kind is ReplyKind.ANSWER:
                     prefix.from_cache = False
                     return prefix
@@ -804,6 +810,17 @@ def _reason(verdict: Verdict) -> tuple[int, str] | None:
     if verdict.security is not Security.BOGUS:
         return None
     return (verdict.ede if verdict.ede is not None else Ede.DNSSEC_BOGUS, verdict.reason)
+
+
+def _from_wildcard(scrubbed: Scrubbed) -> bool:
+    """Does a signature in the answer chain say its RRset was expanded from a wildcard?"""
+    if not scrubbed.proofs or scrubbed.kind not in (ReplyKind.ANSWER, ReplyKind.CNAME):
+        return False
+    for rrset in scrubbed.answer:
+        sigs = scrubbed.sig(rrset)
+        if sigs is not None and any(s.labels < owner_labels(rrset.name) for s in sigs):  # type: ignore[attr-defined]
+            return True
+    return False
 
 
 def _denial_records(scrubbed: Scrubbed) -> list[dns.rrset.RRset]:

@@ -74,6 +74,8 @@ class Scrubbed:
     """The DS set beside a referral (the parent's word on the child's keys)."""
     server: tuple[str, int] | None = None
     """Who sent it (a server whose data fails validation is avoided on the retry)."""
+    synthesized: set[dns.name.Name] = field(default_factory=set)
+    """Owners of the CNAMEs we synthesized from DNAMEs (unsigned: the DNAME is judged)."""
     dname_conflict: str = ""
     """The server's own CNAME for a DNAME step disagrees with the substitution (a forgery
     sign: the validator calls such a reply bogus; without validation it is ignored)."""
@@ -175,8 +177,9 @@ def scrub(
         index, rrset = step
         if bailiwick and not _in_bailiwick(rrset.name, zone):
             break  # the rest of the chain must come from a server authoritative for it
+        if index not in used:
+            out.answer.append(rrset)
         used.add(index)
-        out.answer.append(rrset)
         if rrset.rdtype == qtype or qtype == dns.rdatatype.ANY:
             final = rrset
             break
@@ -193,6 +196,10 @@ def scrub(
                 rewritten, rrset.ttl, "IN", "CNAME", current.to_text()
             )
             out.answer.append(synthesized)
+            out.synthesized.add(rewritten)
+            if qtype == dns.rdatatype.CNAME:
+                final = synthesized  # asked for the CNAME: the substitution is the answer
+                break
             conflict = _skip_cname_for(reply.answer, synthesized.name, current, used)
             if conflict:
                 out.dname_conflict = conflict
@@ -277,18 +284,20 @@ def _glue_for(
 def _find_step(
     answer: list[dns.rrset.RRset], name: dns.name.Name, qtype: int, used: set[int]
 ) -> tuple[int, dns.rrset.RRset] | None:
+    # a name below a DNAME owns nothing (RFC 6672 §2.4): a record the server put there is
+    # its own synthesis (or a forgery), replaced by ours; one DNAME may rewrite many steps
+    for index, rrset in enumerate(answer):
+        if (
+            rrset.rdtype == dns.rdatatype.DNAME
+            and rrset.rdclass == dns.rdataclass.IN
+            and name.is_subdomain(rrset.name)
+            and name != rrset.name
+        ):
+            return index, rrset
     for index, rrset in enumerate(answer):
         if index in used or rrset.rdclass != dns.rdataclass.IN:
             continue
         if rrset.name == name and (rrset.rdtype == qtype or qtype == dns.rdatatype.ANY):
-            return index, rrset
-    for index, rrset in enumerate(answer):
-        if (
-            index not in used
-            and rrset.rdtype == dns.rdatatype.DNAME
-            and name.is_subdomain(rrset.name)
-            and name != rrset.name
-        ):
             return index, rrset
     for index, rrset in enumerate(answer):
         if index not in used and rrset.name == name and rrset.rdtype == dns.rdatatype.CNAME:
