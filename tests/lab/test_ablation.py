@@ -34,6 +34,7 @@ def test_2008_falls_and_default_stands(monkeypatch):
     import poisonproof.lab.ablation as ablation
 
     monkeypatch.setattr(ablation, "rows", lambda: [("2008", PRE_2008), ("default", DEFAULT)])
+    monkeypatch.setattr(ablation, "dnssec_rows", lambda arena: [])  # test_dnssec_attacks
     table = run_ablation(trials=1, budget=400_000)
     old, new = table
     assert old.cells[0].successes == 1 and old.stops == []

@@ -100,7 +100,14 @@ def explain(setting: Setting, seed: int) -> list[str]:
         lines.append(f"checks that refused forged replies: {counts or 'none'}")
         if arena.resolver.validating:
             held = refusals.get("dnssec_forged_delegation_bogus", 0)
-            lines.append(f"DNSSEC validation: {dnssec_refusals(arena) or 'refused nothing'}")
+            counts = dnssec_refusals(arena)
+            lines.append(f"DNSSEC validation: {counts or 'refused nothing'}")
+            if counts.get("dnssec_aggressive_nsec"):
+                lines.append(
+                    f"{counts['dnssec_aggressive_nsec']} question(s) were answered from the "
+                    "victim zone's signed denial (RFC 8198) without asking its servers: "
+                    "those triggers opened no race window"
+                )
             if held:
                 lines.append(
                     f"the resolver held the forged delegation in {held} attempt(s), but what "
