@@ -362,6 +362,11 @@ class Cache:
                     )
         return found
 
+    def forget(self, name: dns.name.Name, rdtype: int) -> None:
+        """Drop the cached RRset (name, rdtype) and the parent-side glue copy of it."""
+        self._entries.pop((name, int(rdtype)), None)
+        self._entries.pop((name, _GLUE_SPACE + int(rdtype)), None)
+
     def flush(self) -> None:
         self._entries.clear()
 

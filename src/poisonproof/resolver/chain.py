@@ -22,6 +22,7 @@ import dns.rdatatype
 import dns.rrset
 
 from poisonproof.resolver.anchors import TrustAnchors
+from poisonproof.resolver.cache import Rank
 from poisonproof.resolver.denial import (
     DenialStatus,
     prove_no_ds,
@@ -159,8 +160,9 @@ class TrustChain:
             return KeyEntry(Security.BOGUS, reason=f"the chain of trust loops at {zone}")
         budget.validating.add(zone)
         use_referral = True
+        refetched = False
         try:
-            for _attempt in range(BOGUS_RETRIES + 1):
+            for _attempt in range(BOGUS_RETRIES + 2):
                 self._blame = None
                 if zone == anchor:
                     entry = yield from self._anchored_keys(zone, budget, depth)
@@ -168,8 +170,17 @@ class TrustChain:
                     entry = yield from self._delegated_keys(
                         zone, anchor, budget, depth, use_referral
                     )
-                if entry.security is not Security.BOGUS or self._blame is None:
+                if entry.security is not Security.BOGUS:
                     break
+                if self._blame is None or self._blame in budget.avoid:
+                    # no other server left: the delegation itself may be forged (a
+                    # poisoned NS set): forget it and ask the parent again, once
+                    if refetched or zone == anchor:
+                        break
+                    refetched = True
+                    self._forget_delegation(zone, budget)
+                    self.resolver.count("delegation_refetch_bogus")
+                    continue
                 budget.avoid.add(self._blame)  # ask another server of the zone
                 use_referral = False
                 self.resolver.count("bogus_retries")
@@ -345,6 +356,18 @@ class TrustChain:
                 ede=Ede.NSEC_MISSING,
             )
         return KeyEntry(Security.INSECURE, reason=f"{zone} is an unsigned delegation")
+
+    def _forget_delegation(self, zone: dns.name.Name, budget: Budget) -> None:
+        """Drop what the cache holds of `zone`'s servers, so the parent is asked again."""
+        cache = self.resolver.cache
+        ns = cache.get(zone, dns.rdatatype.NS, min_rank=Rank.GLUE)
+        cache.forget(zone, dns.rdatatype.NS)
+        for target in [r.target for r in ns] if ns is not None else []:  # type: ignore[attr-defined]
+            if target.is_subdomain(zone):  # in-zone server names: their glue came with it
+                cache.forget(target, dns.rdatatype.A)
+                cache.forget(target, dns.rdatatype.AAAA)
+        self._referrals.pop(zone, None)
+        budget.avoid.clear()
 
     def _mark(self, rrset: dns.rrset.RRset, verdict: Verdict) -> None:
         """What the chain learnt of a DNSKEY or DS set, for clients asking for it later."""
