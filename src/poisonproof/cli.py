@@ -193,6 +193,12 @@ def auth(
     ready_file: Annotated[
         Path | None, typer.Option(help="Write the bound addresses here once serving (for scripts).")
     ] = None,
+    answer_delay: Annotated[
+        float, typer.Option(help="Hold every answer this many seconds (a lab's race window).")
+    ] = 0.0,
+    query_log: Annotated[
+        Path | None, typer.Option(help="Append one JSON line per query received (audits).")
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Serve zones authoritatively over UDP and TCP. SIGHUP reloads, SIGTERM stops."""
@@ -207,8 +213,10 @@ def auth(
             addresses,
             rrl=limiter,
             tcp_limits=TcpLimits(tcp_idle_timeout, tcp_max_connections),
+            answer_delay=answer_delay,
+            query_log=query_log.open("a") if query_log is not None else None,
         )
-    except ZoneError as error:
+    except (ZoneError, ValueError, OSError) as error:
         raise _fail(str(error)) from None
     try:
         run(_serve_until_signalled(server, ready_file))
