@@ -309,6 +309,9 @@ def serve(
     min_ttl: Annotated[int | None, typer.Option(help="Lowest TTL kept in the cache.")] = None,
     max_ttl: Annotated[int | None, typer.Option(help="Highest TTL kept in the cache.")] = None,
     port_pool: Annotated[int | None, typer.Option(help="Source ports to use (0: all).")] = None,
+    query_port: Annotated[
+        int | None, typer.Option(help="Send every upstream query from this one port (labs).")
+    ] = None,
     upstream_port: Annotated[int | None, typer.Option(help="Port of upstream servers.")] = None,
     allow: Annotated[list[str], typer.Option(help="Client CIDR allowed; repeatable.")] = [],  # noqa: B006
     ready_file: Annotated[
@@ -335,6 +338,7 @@ def serve(
         min_ttl=min_ttl,
         max_ttl=max_ttl,
         port_pool=port_pool,
+        query_port=query_port,
         upstream_port=upstream_port,
         allow=allow,
     )

@@ -45,3 +45,11 @@ def test_errors_name_the_setting(tmp_path, text, words):
         settings = Settings.load(config, {})
         settings.listen_addresses()
         settings.build(SystemClock())
+
+
+def test_query_port_holds_every_upstream_query_to_one_port(tmp_path):
+    settings = Settings.load(None, {"query_port": 33333, "defenses": "default"})
+    defenses = settings.build_defenses()
+    assert defenses.port_pool == 1 and defenses.fixed_port == 33333
+    with pytest.raises(SettingsError, match="query-port"):
+        Settings.load(None, {"query_port": 53}).build_defenses()

@@ -51,6 +51,9 @@ class Settings:
     max_ttl: int = 86_400
     defenses: str = "default"
     port_pool: int | None = None
+    query_port: int | None = None
+    """Send every upstream UDP query from this one port (BIND's `query-source port`):
+    the 2008 weakness, for labs."""
     allow: list[str] = field(default_factory=lambda: list(DEFAULT_ALLOW))
     upstream_port: int = 53
     cache_size: int = 200_000
@@ -135,6 +138,11 @@ class Settings:
             if not 0 <= self.port_pool <= 64_512:
                 raise SettingsError("port-pool: expected 0 (all ports) to 64512")
             changes["port_pool"] = self.port_pool
+        if self.query_port is not None:
+            if not 1024 <= self.query_port <= 65_535:
+                raise SettingsError("query-port: expected a port from 1024 to 65535")
+            changes["port_pool"] = 1
+            changes["fixed_port"] = self.query_port
         return dataclasses.replace(defenses, **changes)
 
     def forwarders(self) -> tuple[tuple[dns.name.Name, tuple[Address, ...]], ...]:
