@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/auth_bench.py --write BENCHMARKS.md
 	$(BIN)/python bench/resolver_bench.py --write BENCHMARKS.md
 	$(BIN)/python bench/lab_sweep.py --write BENCHMARKS.md
+	$(BIN)/python bench/spoof_bench.py --write BENCHMARKS.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
