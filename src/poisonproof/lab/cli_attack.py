@@ -5,8 +5,8 @@ Owns: the attack command's options (the spellings scripts rely on: --rate, --win
 --unsigned-victim for a DNSSEC-signed arena; `--defenses PRESET+dnssec` for a preset
 with validation switched on), live progress, the results table beside RFC 5452's
 prediction, `--json`, the JSONL record file, and `--explain`.
-Must never: attack anything but the simulated network (`--mode real` is a later issue
-and is refused with a clear message).
+`--mode real` hands over to `cli_real` (network namespaces, real spoofed packets).
+Must never: send packets itself.
 """
 
 from __future__ import annotations
@@ -40,7 +40,18 @@ def lab_attack(
         str,
         typer.Option(help="Defense preset (2008, default, no-...); PRESET+dnssec validates."),
     ] = "2008",
-    mode: Annotated[str, typer.Option(help="sim (the simulated network).")] = "sim",
+    mode: Annotated[
+        str, typer.Option(help="sim (simulated network) or real (namespaces, spoofed packets).")
+    ] = "sim",
+    target: Annotated[
+        str, typer.Option(help="--mode real: the resolver attacked (poisonproof, unbound, ...).")
+    ] = "poisonproof",
+    weakened: Annotated[
+        bool, typer.Option(help="--mode real: hold the target to one query port (2008).")
+    ] = True,
+    budget_seconds: Annotated[
+        float, typer.Option(help="--mode real: wall seconds per trial before giving up.")
+    ] = 60.0,
     rate: Annotated[float, typer.Option(help="Forged replies per second.")] = 100_000.0,
     window: Annotated[
         float, typer.Option(help="Race window in seconds (RTT to the victim's servers).")
@@ -99,12 +110,33 @@ def lab_attack(
     if unsigned_victim and not signed:
         console.print("[red]error:[/] --unsigned-victim needs --signed (the other zones signed)")
         raise typer.Exit(2)
-    if mode != "sim":
-        console.print(
-            "[red]error:[/] only --mode sim exists yet (real packets come with the "
-            "network-namespace lab)"
-        )
+    if mode not in ("sim", "real"):
+        console.print(f"[red]error:[/] --mode is sim or real, not {mode!r}")
         raise typer.Exit(2)
+    if mode == "real":
+        if attack is not AttackName.KAMINSKY or signed:
+            console.print("[red]error:[/] --mode real runs the kaminsky attack, unsigned")
+            raise typer.Exit(2)
+        from poisonproof.lab.cli_real import run_real
+        from poisonproof.lab.real_mode import RealSetting
+
+        run_real(
+            RealSetting(
+                target=target,
+                weakened=weakened,
+                defenses=defenses,
+                servers=servers,
+                window=window,
+                rate=rate,
+                budget_packets=budget,
+                budget_seconds=budget_seconds,
+            ),
+            trials,
+            seed,
+            out,
+            as_json,
+        )
+        return
     if rate <= 0 or window <= 0 or servers < 1 or trials < 1 or ttl < 1:
         console.print(
             "[red]error:[/] --rate, --window, --servers, --ttl and --trials must be positive"

