@@ -120,6 +120,7 @@ class RealArena:
         self.processes: list[subprocess.Popen[bytes]] = []
         self.attacker_log = workdir / "attacker-queries.jsonl"
         self.victim_log = workdir / "victim-queries.jsonl"
+        self.tld_log = workdir / "tld-queries.jsonl"
 
     def __enter__(self) -> RealArena:
         self.net.__enter__()
@@ -181,7 +182,7 @@ class RealArena:
         texts = real_zone_texts(params)
         files = {name: self._zone_file(name, text) for name, text in texts.items()}
         self._auth("root", [files["root.zone"], files["net.zone"]], [ROOT])
-        self._auth("tld", [files["example.zone"]], [TLD])
+        self._auth("tld", [files["example.zone"]], [TLD], log=self.tld_log)
         delay = 0.0 if self.net.netem else setting.window
         self._auth(
             "victim",

@@ -41,6 +41,7 @@ from poisonproof.resolver.denial import (
     MAX_NSEC3_ITERATIONS,
     DenialStatus,
     HashBudget,
+    bitmap_types,
     prove_nodata,
     prove_nxdomain,
 )
@@ -238,7 +239,7 @@ class DenialCache:
         windows: Iterable[tuple[int, bytes]],
     ) -> _Entry:
         seq = next(self._seq)
-        entry = _Entry(key, rrset, sigs, expires, seq, following, _types(windows))
+        entry = _Entry(key, rrset, sigs, expires, seq, following, bitmap_types(windows))
         self._order[key] = entry
         self._order.move_to_end(key)
         heapq.heappush(self._expiry, (expires, seq, key))
@@ -497,17 +498,6 @@ def _with_ttl(rrset: RRset, ttl: int) -> RRset:
     copy = rrset.copy()
     copy.ttl = ttl
     return copy
-
-
-def _types(windows: Iterable[tuple[int, bytes]]) -> frozenset[int]:
-    """The types of an NSEC/NSEC3 type bitmap (RFC 4034 §4.1.2)."""
-    types = set()
-    for window, bitmap in windows:
-        for index, octet in enumerate(bitmap):
-            for bit in range(8):
-                if octet & (0x80 >> bit):
-                    types.add(window * 256 + index * 8 + bit)
-    return frozenset(types)
 
 
 def _b32hex(label: bytes) -> bytes | None:

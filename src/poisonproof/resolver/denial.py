@@ -179,7 +179,7 @@ def _insecure(reason: str) -> Denial:
     return Denial(DenialStatus.INSECURE, reason)
 
 
-def _types(windows: Iterable[tuple[int, bytes]]) -> frozenset[int]:
+def bitmap_types(windows: Iterable[tuple[int, bytes]]) -> frozenset[int]:
     """The types of an NSEC/NSEC3 type bitmap (RFC 4034 §4.1.2)."""
     types = set()
     for window, bitmap in windows:
@@ -313,7 +313,7 @@ def _read_nsecs(zone: Name, rrsets: Sequence[RRset]) -> list[_Nsec]:
         if not rrset.name.is_subdomain(zone):
             continue
         for rdata in rrset:
-            nsecs.append(_Nsec(rrset.name, rdata.next, _types(rdata.windows)))
+            nsecs.append(_Nsec(rrset.name, rdata.next, bitmap_types(rdata.windows)))
     return nsecs
 
 
@@ -452,7 +452,7 @@ def _read_nsec3s(zone: Name, rrsets: Sequence[RRset]) -> list[_Nsec3]:
                     hash=owner_hash,
                     next=rdata.next,
                     optout=bool(rdata.flags & _OPT_OUT),
-                    types=_types(rdata.windows),
+                    types=bitmap_types(rdata.windows),
                     params=(rdata.algorithm, rdata.iterations, rdata.salt),
                 )
             )
