@@ -495,5 +495,37 @@ def demo(
     run_lab(out_dir)
 
 
+@app.command()
+def audit(
+    target: Annotated[
+        str,
+        typer.Option(help="poisonproof, unbound, bind9, knot-resolver, pdns-recursor, dnsmasq."),
+    ],
+    weakened: Annotated[bool, typer.Option(help="Hold the target to one query port.")] = False,
+    lookups: Annotated[int, typer.Option(help="Fresh names the target is made to look up.")] = 200,
+    rate: Annotated[
+        float, typer.Option(help="Attacker rate for the estimate and attacks.")
+    ] = 20_000.0,
+    window: Annotated[float, typer.Option(help="Race window in seconds.")] = 0.1,
+    budget: Annotated[
+        int, typer.Option(help="Forged replies per attack on the report card.")
+    ] = 200_000,
+    attacks: Annotated[bool, typer.Option(help="Run the attacks for the report card.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    html_file: Annotated[Path | None, typer.Option("--html", help="Write an HTML report.")] = None,
+) -> None:
+    """Audit a resolver's spoofability in the real-packet lab (namespaces; root needed)."""
+    from poisonproof.lab.audit import main as audit_main
+
+    argv = ["--target", target, "--lookups", str(lookups), "--rate", str(rate)]
+    argv += ["--window", str(window), "--budget", str(budget)]
+    argv += ["--weakened"] * weakened + ["--no-attacks"] * (not attacks) + ["--json"] * as_json
+    if html_file is not None:
+        argv += ["--html", str(html_file)]
+    code = audit_main(argv)
+    if code:
+        raise typer.Exit(code)
+
+
 def main() -> None:
     app()
