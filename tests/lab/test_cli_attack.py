@@ -66,5 +66,7 @@ def test_bad_names_are_clear_errors():
     assert bad_attack.returncode == 2 and "unknown attack 'teleport'" in bad_attack.stdout
     bad_preset = attack("kaminsky", "--defenses", "2099")
     assert bad_preset.returncode == 2 and "unknown defenses preset" in bad_preset.stdout
-    real = attack("kaminsky", "--mode", "real")
-    assert real.returncode == 2 and "only --mode sim" in real.stdout
+    warp = attack("kaminsky", "--mode", "warp")
+    assert warp.returncode == 2 and "--mode is sim or real" in warp.stdout
+    real = attack("birthday", "--mode", "real")
+    assert real.returncode == 2 and "--mode real runs the kaminsky attack" in real.stdout

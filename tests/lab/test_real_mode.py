@@ -8,14 +8,21 @@ attacker refuses any resolver outside the lab.
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
 from poisonproof.lab.netns import LabNet
 from poisonproof.lab.real_attacker import AttackerJob, run
-from poisonproof.lab.real_mode import ATTACKER, RealSetting, run_real_trials
+from poisonproof.lab.real_mode import (
+    ATTACKER,
+    FIXED_PORT,
+    RealSetting,
+    bank_server,
+    run_real_trials,
+)
 from poisonproof.lab.spoofer import UnsafeTarget
-from tests.conftest import REQUIRE_TOOLS
+from tests.conftest import REQUIRE_TOOLS, require_tool
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -28,11 +35,17 @@ def _lab_possible() -> None:
 
 
 @pytest.mark.timeout(240)
-def test_a_one_port_resolver_is_poisoned_with_real_spoofed_packets() -> None:
+def test_a_one_port_resolver_is_poisoned_with_real_spoofed_packets(tmp_path) -> None:
+    tshark = require_tool("tshark")
     # 20,000 guesses per 200 ms window against one port: P_s ~ 0.3 per window before
     # socket-buffer losses; 40 windows leave a miss probability below 1e-4
     setting = RealSetting(
-        defenses="2008", window=0.2, rate=100_000, budget_packets=800_000, budget_seconds=90
+        defenses="2008",
+        window=0.2,
+        rate=100_000,
+        budget_packets=800_000,
+        budget_seconds=90,
+        pcap_dir=str(tmp_path),
     )
     (result,) = run_real_trials(setting, 1, first_seed=7)
     assert result.success and result.victim_sees == [ATTACKER]
@@ -40,6 +53,15 @@ def test_a_one_port_resolver_is_poisoned_with_real_spoofed_packets() -> None:
     assert note["window_source"] in ("answer-delay", "netem")
     assert note["measured_window_s"] >= 0.2
     assert result.reasons["udp_delivered_to_target"] > 0
+    # the capture holds the forged datagrams: the victim's server as source, the port
+    shown = f"ip.src == {bank_server(0)} && udp.dstport == {FIXED_PORT} && dns.flags.response == 1 && !icmp"
+    forged = subprocess.run(
+        [tshark, "-r", str(tmp_path / "trial-7.pcap"), "-c", "5000", "-Y", shown],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert forged.returncode == 0 and len(forged.stdout.splitlines()) >= 20
 
 
 @pytest.mark.timeout(240)

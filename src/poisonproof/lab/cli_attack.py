@@ -52,6 +52,9 @@ def lab_attack(
     budget_seconds: Annotated[
         float, typer.Option(help="--mode real: wall seconds per trial before giving up.")
     ] = 60.0,
+    pcap: Annotated[
+        Path | None, typer.Option(help="--mode real: capture each trial into DIR/trial-N.pcap.")
+    ] = None,
     rate: Annotated[float, typer.Option(help="Forged replies per second.")] = 100_000.0,
     window: Annotated[
         float, typer.Option(help="Race window in seconds (RTT to the victim's servers).")
@@ -130,6 +133,7 @@ def lab_attack(
                 rate=rate,
                 budget_packets=budget,
                 budget_seconds=budget_seconds,
+                pcap_dir=str(pcap) if pcap is not None else "",
             ),
             trials,
             seed,

@@ -37,6 +37,8 @@ TLD = "10.53.0.30"
 ATTACKER = "10.53.0.66"
 RESOLVER = "10.53.0.53"
 CLIENT = "10.53.0.10"
+PCAP_PACKETS = 200_000
+"""A capture stops by itself after this many packets (a flood is millions)."""
 FIXED_PORT = 33333
 """The one query port of a weakened target (as the SEED Labs Kaminsky lab sets BIND)."""
 
@@ -90,6 +92,9 @@ class RealSetting:
 
     stop_at_first_win: bool = False
     """End a trial when the race is first won (measures the race against theory)."""
+    pcap_dir: str = ""
+    """Capture each trial at the resolver's interface into DIR/trial-SEED.pcap (dumpcap,
+    at most `PCAP_PACKETS` packets); empty: no capture."""
 
     @property
     def forgery_used(self) -> str:
@@ -240,6 +245,19 @@ class RealArena:
 
         return Target(spec, workdir, popen=popen)
 
+    def _capture(self, seed: int) -> subprocess.Popen[bytes]:
+        """dumpcap on the resolver's interface for one trial (bounded by packet count)."""
+        directory = Path(self.setting.pcap_dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"trial-{seed}.pcap"
+        argv = ["dumpcap", "-q", "-i", "eth0", "-P", "-c", str(PCAP_PACKETS)]
+        argv += ["-w", str(path)]
+        process = self.net.popen(
+            "resolver", argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        time.sleep(0.5)  # dumpcap needs a moment before it sees packets
+        return process
+
     def udp_received(self) -> tuple[int, int] | None:
         """(UDP datagrams delivered to sockets, datagrams dropped for a full receive
         buffer) in the resolver's namespace so far (/proc/net/snmp)."""
@@ -256,6 +274,7 @@ class RealArena:
         setting = self.setting
         target = self.target(seed)
         target.start()
+        capture = self._capture(seed) if setting.pcap_dir else None
         try:
             before = self.udp_received()
             job = {
@@ -288,6 +307,12 @@ class RealArena:
             after = self.udp_received()
         finally:
             target.stop()
+            if capture is not None:
+                capture.terminate()
+                try:
+                    capture.wait(10)
+                except subprocess.TimeoutExpired:
+                    capture.kill()
         delivered = dropped = -1
         if before is not None and after is not None:
             delivered, dropped = after[0] - before[0], after[1] - before[1]
