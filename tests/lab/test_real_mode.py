@@ -54,7 +54,8 @@ def test_a_one_port_resolver_is_poisoned_with_real_spoofed_packets(tmp_path) -> 
     assert note["measured_window_s"] >= 0.2
     assert result.reasons["udp_delivered_to_target"] > 0
     # the capture holds the forged datagrams: the victim's server as source, the port
-    shown = f"ip.src == {bank_server(0)} && udp.dstport == {FIXED_PORT} && dns.flags.response == 1 && !icmp"
+    shown = f"ip.src == {bank_server(0)} && udp.dstport == {FIXED_PORT}"
+    shown += " && dns.flags.response == 1 && !icmp"
     forged = subprocess.run(
         [tshark, "-r", str(tmp_path / "trial-7.pcap"), "-c", "5000", "-Y", shown],
         capture_output=True,
