@@ -120,9 +120,10 @@ def lab_attack(
         if attack is not AttackName.KAMINSKY or signed:
             console.print("[red]error:[/] --mode real runs the kaminsky attack, unsigned")
             raise typer.Exit(2)
-        from poisonproof.lab.cli_real import run_real
+        from poisonproof.lab.cli_real import run_real, unprivileged_rerun
         from poisonproof.lab.real_mode import RealSetting
 
+        unprivileged_rerun(console)
         run_real(
             RealSetting(
                 target=target,

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import statistics
+import sys
 from pathlib import Path
 
+import typer
 from rich.console import Console
 from rich.table import Table
 
@@ -60,6 +63,32 @@ def summary(setting: RealSetting, results: list[TrialResult]) -> dict[str, objec
         else None,
         "datagrams_dropped_full_buffer": sum(dropped) if min(dropped, default=-1) >= 0 else None,
     }
+
+
+RERUN_FLAG = "POISONPROOF_IN_USER_NAMESPACE"
+
+
+def unprivileged_rerun(console: Console) -> None:
+    """Not root: run this same command again as root of a user namespace (or say why not).
+
+    Returns only when this process may build the lab itself (root, or already re-run)."""
+    from poisonproof.lab.netns import LabNet, run_in_user_namespace, userns_available
+
+    ok, why = LabNet.available()
+    if ok or os.environ.get(RERUN_FLAG):
+        if not ok:
+            console.print(f"[red]error:[/] the namespace lab cannot be built: {why}")
+            raise typer.Exit(2)
+        return
+    usable, reason = userns_available()
+    if not usable:
+        console.print(f"[red]error:[/] the real-packet lab needs root or user namespaces: {reason}")
+        raise typer.Exit(2)
+    console.print("not root: running the real-packet lab inside an unprivileged user namespace")
+    code = run_in_user_namespace(
+        [sys.executable, "-m", "poisonproof", *sys.argv[1:]], env={**os.environ, RERUN_FLAG: "1"}
+    )
+    raise typer.Exit(code)
 
 
 def run_real(
