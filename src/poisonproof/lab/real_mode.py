@@ -236,6 +236,13 @@ class RealArena:
             root_hints=self.hints,
             fixed_port=FIXED_PORT if setting.weakened else None,
             defenses=setting.defenses,
+            # dnsmasq only forwards: each zone of the arena to its own servers
+            forward_zones=(
+                ("bank.example", tuple(bank_server(i) for i in range(setting.servers))),
+                ("attacker.example", (ATTACKER,)),
+                ("example", (TLD,)),
+                ("net", (ROOT,)),
+            ),
         )
         workdir = self.workdir / f"target-{trial}"
         workdir.mkdir(exist_ok=True)
