@@ -180,3 +180,15 @@ def bank_server(start_auth, zone_dir: Path) -> AuthProcess:
         "--listen",
         f"127.0.0.1:{port}",
     )
+
+
+def require_namespace_lab() -> None:
+    """Skip (or, in CI, fail) when the network-namespace lab cannot be built here."""
+    from poisonproof.lab.netns import LabNet
+
+    ok, why = LabNet.available()
+    if not ok:
+        message = f"the namespace lab cannot be built here: {why}"
+        if REQUIRE_TOOLS:
+            pytest.fail(message)
+        pytest.skip(message)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from poisonproof.lab.audit import porttest_grade, run_audit, spread, to_html
-from poisonproof.lab.netns import LabNet
-from tests.conftest import REQUIRE_TOOLS
+from tests.conftest import require_namespace_lab
 
 
 def test_spread_and_grades() -> None:
@@ -19,11 +18,7 @@ def test_spread_and_grades() -> None:
 
 @pytest.fixture(scope="module")
 def lab() -> None:
-    ok, why = LabNet.available()
-    if not ok:
-        if REQUIRE_TOOLS:
-            pytest.fail(f"the namespace lab cannot be built here: {why}")
-        pytest.skip(f"the namespace lab cannot be built here: {why}")
+    require_namespace_lab()
 
 
 @pytest.mark.timeout(300)

@@ -12,7 +12,6 @@ import subprocess
 
 import pytest
 
-from poisonproof.lab.netns import LabNet
 from poisonproof.lab.real_attacker import AttackerJob, run
 from poisonproof.lab.real_mode import (
     ATTACKER,
@@ -22,16 +21,12 @@ from poisonproof.lab.real_mode import (
     run_real_trials,
 )
 from poisonproof.lab.spoofer import UnsafeTarget
-from tests.conftest import REQUIRE_TOOLS, require_tool
+from tests.conftest import require_namespace_lab, require_tool
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _lab_possible() -> None:
-    ok, why = LabNet.available()
-    if not ok:
-        if REQUIRE_TOOLS:
-            pytest.fail(f"the namespace lab cannot be built here: {why}")
-        pytest.skip(f"the namespace lab cannot be built here: {why}")
+    require_namespace_lab()
 
 
 @pytest.mark.timeout(240)
