@@ -30,7 +30,14 @@ import dns.rrset
 from poisonproof.net.base import Address, Clock
 from poisonproof.resolver.aggressive import DenialCache
 from poisonproof.resolver.anchors import TrustAnchors
-from poisonproof.resolver.cache import ANSWERABLE, Cache, Cached, Rank
+from poisonproof.resolver.answers import (
+    Answer,
+    CacheAnswers,
+    denial_records,
+    from_wildcard,
+    joined,
+)
+from poisonproof.resolver.cache import Cache, Rank
 from poisonproof.resolver.chain import BOGUS_RETRIES, TrustChain
 from poisonproof.resolver.defenses import Defenses
 from poisonproof.resolver.denial import HashBudget
@@ -38,7 +45,7 @@ from poisonproof.resolver.hints import RootHints
 from poisonproof.resolver.infra import Infrastructure
 from poisonproof.resolver.outgoing import Entropy, OutgoingQuery, QueryFactory
 from poisonproof.resolver.scrubber import ReplyKind, Scrubbed, scrub
-from poisonproof.resolver.validator import CryptoBudget, Security, Verdict, owner_labels
+from poisonproof.resolver.validator import CryptoBudget, Security, Verdict
 
 log = logging.getLogger("poisonproof.resolver")
 
@@ -114,36 +121,6 @@ class TraceEvent:
         return "\n".join(lines)
 
 
-SigKey = tuple[dns.name.Name, int]
-
-
-@dataclass
-class Answer:
-    rcode: int
-    answer: list[dns.rrset.RRset] = field(default_factory=list)
-    authority: list[dns.rrset.RRset] = field(default_factory=list)
-    ede: tuple[int, str] | None = None
-    from_cache: bool = True
-    security: Security = Security.UNCHECKED
-    bogus: tuple[int, str] | None = None
-    """Why validation failed (EDE code, text): SERVFAIL unless the client set CD."""
-    sigs: dict[SigKey, dns.rrset.RRset] = field(default_factory=dict)
-    """RRSIGs of the answer's RRsets (sent to DO clients)."""
-    denial: list[dns.rrset.RRset] = field(default_factory=list)
-    """NSEC/NSEC3 records and the RRSIGs of the denial (sent to DO clients)."""
-
-    judged: bool = False
-
-    def judge(self, security: Security, reason: tuple[int, str] | None) -> None:
-        """Fold one part's validation state in: bogus if any part is, secure if all are."""
-        if self.judged and _STRENGTH[security] >= _STRENGTH[self.security]:
-            return
-        self.security, self.bogus, self.judged = security, reason, True
-
-
-_STRENGTH = {Security.BOGUS: 0, Security.UNCHECKED: 1, Security.INSECURE: 2, Security.SECURE: 3}
-
-
 @dataclass
 class Budget:
     """Work done for one client query, shared by its nested (glueless) resolutions."""
@@ -196,6 +173,7 @@ class Resolver:
         self._loopback_skipped = False
         self.anchors = anchors if anchors is not None else TrustAnchors()
         self.chain = TrustChain(self, self.anchors)
+        self.answers = CacheAnswers(self)
         self.denials = DenialCache()
         """Validated NSEC/NSEC3 records, for answering what they already deny (RFC 8198)."""
 
@@ -228,104 +206,16 @@ class Resolver:
         current = qname
         seen = {qname}
         for _ in range(self.config.max_restarts + 1):
-            step = self._cache_step(current, qtype)
+            step = self.answers.step(current, qtype)
             if step is None:
                 return None
             if isinstance(step, Answer):
-                return _joined(prefix, step)
-            current = self._add_cached(prefix, step, current)
+                return joined(prefix, step)
+            current = self.answers.add(prefix, step, current)
             if current in seen:
                 return Answer(dns.rcode.SERVFAIL, prefix.answer, ede=(Ede.OTHER, "CNAME loop"))
             seen.add(current)
         return None
-
-    def _add_cached(self, answer: Answer, step: Cached, name: dns.name.Name) -> dns.name.Name:
-        """Append a cached CNAME (or DNAME and its substitution) for `name` to `answer`;
-        the name it points to."""
-        answer.answer.append(step.rrset)
-        answer.denial += step.proofs
-        if step.sigs is not None:
-            answer.sigs[(step.rrset.name, int(step.rrset.rdtype))] = step.sigs
-        answer.judge(step.security, step.reason)
-        target: dns.name.Name = step.rrset[0].target  # type: ignore[attr-defined]
-        if step.rrset.rdtype == dns.rdatatype.DNAME:
-            target = name.relativize(step.rrset.name).derelativize(target)
-            answer.answer.append(
-                dns.rrset.from_text(name, step.rrset.ttl, "IN", "CNAME", target.to_text())
-            )
-        return target
-
-    def _cached_dname(self, name: dns.name.Name) -> Cached | None:
-        """A cached DNAME above `name` whose substitution fits (RFC 6672)."""
-        if not self.cache.dname_count:
-            return None
-        ancestor = name
-        while len(ancestor.labels) > 1:
-            ancestor = ancestor.parent()
-            dname = self.cache.get_cached(ancestor, dns.rdatatype.DNAME, ANSWERABLE)
-            if dname is not None:
-                try:
-                    name.relativize(ancestor).derelativize(dname.rrset[0].target)  # type: ignore[attr-defined]
-                except dns.name.NameTooLong:
-                    return None
-                return dname
-        return None
-
-    def _cache_step(self, name: dns.name.Name, qtype: int) -> Answer | Cached | None:
-        cached = self.cache.get_cached(name, qtype, ANSWERABLE)
-        if cached is not None and self._unjudged(name, qtype, cached.security):
-            return None  # cached by an internal lookup (keys, priming, a minimised probe)
-        if cached is not None:
-            answer = Answer(dns.rcode.NOERROR, [cached.rrset], denial=list(cached.proofs))
-            if cached.sigs is not None:
-                answer.sigs[(cached.rrset.name, int(cached.rrset.rdtype))] = cached.sigs
-            answer.judge(cached.security, cached.reason)
-            return answer
-        if qtype != dns.rdatatype.CNAME:
-            cname = self.cache.get_cached(name, dns.rdatatype.CNAME, ANSWERABLE)
-            if cname is not None and not self._unjudged(name, qtype, cname.security):
-                return cname
-        if qtype != dns.rdatatype.DNAME:
-            dname = self._cached_dname(name)
-            if dname is not None and self._unjudged(name, qtype, dname.security):
-                return None
-            if dname is not None and qtype == dns.rdatatype.CNAME:
-                answer = Answer(dns.rcode.NOERROR)  # the synthesized CNAME is the answer
-                self._add_cached(answer, dname, name)
-                return answer
-            if dname is not None:
-                return dname
-        negative = self.cache.get_negative(name, qtype)
-        if negative is not None and self._unjudged(name, qtype, negative.security):
-            return None
-        if negative is not None:
-            rcode = dns.rcode.NXDOMAIN if negative.nxdomain else dns.rcode.NOERROR
-            answer = Answer(rcode, [], [negative.soa] if negative.soa is not None else [])
-            answer.denial = list(negative.proofs)
-            answer.judge(negative.security, negative.reason)
-            return answer
-        return None
-
-    def _synthesized(self, name: dns.name.Name, qtype: int, budget: Budget) -> Answer | None:
-        """A negative answer proven by cached, validated NSEC/NSEC3 records (RFC 8198)."""
-        if not self.validating or not len(self.denials):
-            return None
-        found = self.denials.lookup(name, qtype, self.clock.wall(), budget.hashes)
-        if found is None or not self.chain.is_secure(found.zone):
-            return None
-        self.count("aggressive_nsec")
-        rcode = dns.rcode.NXDOMAIN if found.nxdomain else dns.rcode.NOERROR
-        answer = Answer(rcode, [], [found.soa], denial=list(found.records))
-        answer.judge(Security.SECURE, None)
-        return answer
-
-    def _unjudged(self, name: dns.name.Name, qtype: int, security: Security) -> bool:
-        """Cached data validation never saw, though an anchor covers it: not an answer."""
-        if security is not Security.UNCHECKED or not self.validating:
-            return False
-        if qtype == dns.rdatatype.DS and name != dns.name.root:
-            name = name.parent()
-        return self.chain.covers(name)
 
     # -- resolution with restarts -------------------------------------------------------
 
@@ -335,17 +225,17 @@ class Resolver:
         seen = {qname}
         from_cache = True
         for _ in range(self.config.max_restarts + 1):
-            step = self._cache_step(current, qtype)
+            step = self.answers.step(current, qtype)
             if isinstance(step, Answer):
-                answer = _joined(prefix, step)
+                answer = joined(prefix, step)
                 answer.from_cache = from_cache
                 return answer
             if step is not None:  # a cached CNAME or DNAME
-                current = self._add_cached(prefix, step, current)
+                current = self.answers.add(prefix, step, current)
             else:
-                synthesized = self._synthesized(current, qtype, budget)
+                synthesized = self.answers.synthesized(current, qtype, budget.hashes)
                 if synthesized is not None:
-                    return _joined(prefix, synthesized)
+                    return joined(prefix, synthesized)
                 from_cache = False
                 scrubbed, verdict = yield from self._iterate_validated(
                     current, qtype, budget, depth
@@ -353,8 +243,8 @@ class Resolver:
                 prefix.answer += [self.cache.as_cached(rrset) for rrset in scrubbed.answer]
                 prefix.sigs.update({k: self.cache.as_cached(v) for k, v in scrubbed.sigs.items()})
                 prefix.judge(verdict.security, _reason(verdict))
-                if _from_wildcard(scrubbed):
-                    prefix.denial += _denial_records(scrubbed)  # the wildcard's proof
+                if from_wildcard(scrubbed):
+                    prefix.denial += denial_records(scrubbed)  # the wildcard's proof
                 if scrubbed.kind is ReplyKind.ANSWER:
                     prefix.from_cache = False
                     return prefix
@@ -375,7 +265,7 @@ class Resolver:
                         prefix.bogus,
                         prefix.judged,
                     )
-                    answer.denial += _denial_records(scrubbed)
+                    answer.denial += denial_records(scrubbed)
                     return answer
                 current = scrubbed.final_name  # ReplyKind.CNAME: restart at the target
             if current in seen:
@@ -799,7 +689,7 @@ class Resolver:
         if scrubbed.child_ns is not None:
             self.cache.put_child_ns(scrubbed.child_ns)
         rank = Rank.AUTHORITY_AUTH if scrubbed.authoritative else Rank.AUTHORITY_NONAUTH
-        proofs = tuple(_denial_records(scrubbed))
+        proofs = tuple(denial_records(scrubbed))
         if scrubbed.kind is ReplyKind.NXDOMAIN:
             self.cache.put_negative(scrubbed.final_name, None, scrubbed.soa, rank, proofs)
         elif scrubbed.kind is ReplyKind.NODATA:
@@ -810,46 +700,6 @@ def _reason(verdict: Verdict) -> tuple[int, str] | None:
     if verdict.security is not Security.BOGUS:
         return None
     return (verdict.ede if verdict.ede is not None else Ede.DNSSEC_BOGUS, verdict.reason)
-
-
-def _from_wildcard(scrubbed: Scrubbed) -> bool:
-    """Does a signature in the answer chain say its RRset was expanded from a wildcard?"""
-    if not scrubbed.proofs or scrubbed.kind not in (ReplyKind.ANSWER, ReplyKind.CNAME):
-        return False
-    for rrset in scrubbed.answer:
-        sigs = scrubbed.sig(rrset)
-        if sigs is not None and any(s.labels < owner_labels(rrset.name) for s in sigs):  # type: ignore[attr-defined]
-            return True
-    return False
-
-
-def _denial_records(scrubbed: Scrubbed) -> list[dns.rrset.RRset]:
-    """What a DO client is shown of a denial: the SOA's RRSIG, NSEC/NSEC3 and their RRSIGs."""
-    out: list[dns.rrset.RRset] = []
-    if scrubbed.soa is not None and (sig := scrubbed.sig(scrubbed.soa)) is not None:
-        out.append(sig)
-    for proof in scrubbed.proofs:
-        out.append(proof)
-        if (sig := scrubbed.sig(proof)) is not None:
-            out.append(sig)
-    return out
-
-
-def _joined(prefix: Answer, step: Answer) -> Answer:
-    """A cached final `step` after the CNAMEs gathered in `prefix`."""
-    if not prefix.answer:
-        return step
-    answer = Answer(
-        step.rcode,
-        prefix.answer + step.answer,
-        step.authority,
-        step.ede,
-        sigs={**prefix.sigs, **step.sigs},
-        denial=step.denial,
-    )
-    answer.security, answer.bogus, answer.judged = prefix.security, prefix.bogus, prefix.judged
-    answer.judge(step.security, step.bogus)
-    return answer
 
 
 def _describe(scrubbed: Scrubbed) -> str:
