@@ -746,36 +746,12 @@ only its own section (between the `bench:` comment markers) and keeps the other.
 """
 
 
-def _markers(name: str) -> tuple[str, str]:
-    return f"<!-- bench:{name} begin -->", f"<!-- bench:{name} end -->"
-
-
 def write_section(path: Path, name: str, body: str, *, replaces_unmarked: bool = False) -> None:
-    """Put `body` in section `name` of the Markdown file at `path`, keeping the other sections.
-
-    A file without any section markers predates them (the whole file was the
-    authoritative report): only a writer with `replaces_unmarked` may overwrite it.
-    """
+    """Put `body` in section `name` of BENCHMARKS.md, leaving the other sections alone."""
     assert name in SECTION_TITLES
-    sections: dict[str, str] = {}
-    old = path.read_text() if path.exists() else ""
-    for key in SECTION_TITLES:
-        begin, end = _markers(key)
-        found = re.search(rf"^{re.escape(begin)}\n(.*?)^{re.escape(end)}$", old, re.M | re.S)
-        if found:
-            sections[key] = found.group(1)
-    if old.strip() and not sections and not replaces_unmarked:
-        raise BenchError(
-            f"{path} has no section markers (an older layout): run `make bench`, or "
-            "bench/auth_bench.py --write first, to rewrite it with them"
-        )
-    sections[name] = body.rstrip("\n") + "\n"
-    parts = [DOCUMENT_HEADER]
-    for key in SECTION_TITLES:
-        if key in sections:
-            begin, end = _markers(key)
-            parts.append(f"{begin}\n{sections[key]}{end}\n")
-    path.write_text("\n".join(parts))
+    from sections import write_section as write_named
+
+    write_named(path, name, body)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

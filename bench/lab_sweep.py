@@ -17,12 +17,13 @@ import argparse
 import json
 import os
 import platform
-import re
 import statistics
 import subprocess
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+from sections import write_section as write_named
 
 from poisonproof.lab.arena import ArenaParams, ZoneFiles
 from poisonproof.lab.attacks import AttackName, AttackParams, run_trial
@@ -177,14 +178,7 @@ def markdown(rows: list[dict[str, object]], figures: dict[str, float], trials: i
 
 
 def write_section(path: Path, text: str) -> None:
-    current = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(r"<!-- bench:lab begin -->.*?<!-- bench:lab end -->", re.S)
-    current = (
-        pattern.sub(text, current)
-        if pattern.search(current)
-        else current.rstrip() + "\n\n" + text + "\n"
-    )
-    path.write_text(current)
+    write_named(path, "lab", text)
 
 
 def main() -> None:

@@ -20,11 +20,12 @@ import json
 import math
 import os
 import platform
-import re
 import statistics
 import subprocess
 import time
 from pathlib import Path
+
+from sections import write_section as write_named
 
 from poisonproof.lab.arena import ArenaParams
 from poisonproof.lab.attacks import AttackName, AttackParams
@@ -178,13 +179,7 @@ def markdown(
 
 
 def write_section(path: Path, text: str) -> None:
-    current = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(r"<!-- bench:real begin -->.*?<!-- bench:real end -->", re.S)
-    if pattern.search(current):
-        current = pattern.sub(lambda _: text, current)
-    else:
-        current = current.rstrip() + "\n\n" + text + "\n"
-    path.write_text(current)
+    write_named(path, "real", text)
 
 
 def main() -> None:

@@ -17,10 +17,11 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import subprocess
 import time
 from pathlib import Path
+
+from sections import write_section as write_named
 
 from poisonproof.lab.real_mode import RealSetting, run_real_trials
 from poisonproof.lab.targets import TARGETS, supports_weakened
@@ -91,13 +92,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if args.write:
-        current = args.write.read_text() if args.write.exists() else "# Benchmarks\n"
-        pattern = re.compile(r"<!-- bench:matrix begin -->.*?<!-- bench:matrix end -->", re.S)
-        if pattern.search(current):
-            current = pattern.sub(lambda _: text, current)
-        else:
-            current = current.rstrip() + "\n\n" + text + "\n"
-        args.write.write_text(current)
+        write_named(args.write, "matrix", text)
 
 
 if __name__ == "__main__":

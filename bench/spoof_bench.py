@@ -33,6 +33,7 @@ from pathlib import Path
 import dns.flags
 import dns.message
 import dns.rrset
+from sections import write_section as write_named
 
 from poisonproof.lab.spoofer import ReplyTemplate, Spoofer
 
@@ -203,14 +204,7 @@ def markdown(
 
 
 def write_section(path: Path, text: str) -> None:
-    current = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(r"<!-- bench:spoofer begin -->.*?<!-- bench:spoofer end -->", re.S)
-    current = (
-        pattern.sub(lambda _: text, current)
-        if pattern.search(current)
-        else current.rstrip() + "\n\n" + text + "\n"
-    )
-    path.write_text(current)
+    write_named(path, "spoofer", text)
 
 
 def main() -> int:
