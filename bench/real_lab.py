@@ -30,10 +30,10 @@ from sections import write_section as write_named
 from poisonproof.lab.arena import ArenaParams
 from poisonproof.lab.attacks import AttackName, AttackParams
 from poisonproof.lab.real_mode import RealSetting, run_real_trials
+from poisonproof.lab.theory import ID_SPACE, median_attempts
 from poisonproof.lab.trials import Setting, run_trials, summarize
 
 TARGETS = ("poisonproof", "unbound", "bind9")
-ID_SPACE = 65536
 
 
 def median_ci(values: list[float]) -> tuple[float, float]:
@@ -44,10 +44,6 @@ def median_ci(values: list[float]) -> tuple[float, float]:
     low = max(0, math.floor(n / 2 - half))
     high = min(n - 1, math.ceil(n / 2 + half))
     return ordered[low], ordered[high]
-
-
-def predicted_attempts(p_s: float) -> float:
-    return math.ceil(math.log(0.5) / math.log(1 - p_s)) if 0 < p_s < 1 else 1.0
 
 
 def race(target: str, trials: int, rate: float, window: float) -> dict[str, object]:
@@ -79,8 +75,8 @@ def race(target: str, trials: int, rate: float, window: float) -> dict[str, obje
         "raced_to_win": len(wins),
         "median_windows": median,
         "ci": median_ci([float(w) for w in wins]) if wins else (math.inf, math.inf),
-        "predicted_sent": predicted_attempts(p_sent),
-        "predicted_delivered": predicted_attempts(p_delivered),
+        "predicted_sent": median_attempts(p_sent),
+        "predicted_delivered": median_attempts(p_delivered),
         "delivered_share": delivered_share,
         "dropped": dropped,
         "sent": sent,

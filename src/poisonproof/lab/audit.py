@@ -26,11 +26,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from poisonproof.lab.real_mode import RESOLVER, RealArena, RealSetting
+from poisonproof.lab.theory import ID_SPACE
 
 PORTTEST_GREAT = 3980.0
 PORTTEST_GOOD = 296.0
 """DNS-OARC porttest's grades of the standard deviation of source ports."""
-ID_SPACE = 65536
 
 
 @dataclass

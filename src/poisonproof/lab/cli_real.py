@@ -9,7 +9,6 @@ Must never: build namespaces or send packets itself (`real_mode` and the attacke
 from __future__ import annotations
 
 import json
-import math
 import os
 import statistics
 import sys
@@ -21,19 +20,17 @@ from rich.table import Table
 
 from poisonproof.lab.attacks import TrialResult
 from poisonproof.lab.real_mode import RealSetting, run_real_trials
-
-ID_SPACE = 65536
+from poisonproof.lab.theory import Attempt, median_attempts
 
 
 def predicted(setting: RealSetting) -> dict[str, float]:
     """RFC 5452 §7 for a one-port target: P_s = R·W / (N·P·I), P = 1."""
-    per_window = setting.rate * setting.window
-    p_s = min(1.0, per_window / (setting.servers * ID_SPACE))
-    attempts = math.inf if p_s <= 0 else (1.0 if p_s >= 1 else math.log(0.5) / math.log(1 - p_s))
+    attempt = Attempt(rate=setting.rate, window=setting.window, servers=setting.servers)
+    attempts = median_attempts(attempt.p_success)
     return {
-        "p_success": p_s,
-        "median_attempts": math.ceil(attempts) if math.isfinite(attempts) else math.inf,
-        "median_packets": math.ceil(attempts) * per_window if math.isfinite(attempts) else math.inf,
+        "p_success": attempt.p_success,
+        "median_attempts": attempts,
+        "median_packets": attempts * attempt.guesses,
     }
 
 

@@ -30,10 +30,10 @@ import dns.rdatatype
 import dns.rrset
 
 from poisonproof.lab.guesses import GuessSequence
+from poisonproof.lab.netns import LAB_SUBNET
 from poisonproof.lab.spoofer import ReplyTemplate, Spoofer, check_target
+from poisonproof.lab.theory import ID_SPACE
 
-ID_SPACE = 65536
-LAB_SUBNET = ipaddress.ip_network("10.53.0.0/16")
 TRIGGER_LEAD = 0.002
 """Seconds between the trigger query and the first forged reply (the resolver's own query
 to the victim's server must be out before a forgery can match it)."""

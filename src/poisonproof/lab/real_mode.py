@@ -23,14 +23,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import dns.message
-import dns.query
-
 from poisonproof.lab import arena as sim_arena
 from poisonproof.lab.arena import ArenaParams, zone_texts
 from poisonproof.lab.attacks import TrialResult
 from poisonproof.lab.netns import LabNet
-from poisonproof.lab.targets import Target, TargetSpec
+from poisonproof.lab.targets import Target, TargetSpec, udp_counters
 
 ROOT = "10.53.0.4"
 TLD = "10.53.0.30"
@@ -265,17 +262,11 @@ class RealArena:
         time.sleep(0.5)  # dumpcap needs a moment before it sees packets
         return process
 
-    def udp_received(self) -> tuple[int, int] | None:
+    def udp_received(self) -> tuple[int, int]:
         """(UDP datagrams delivered to sockets, datagrams dropped for a full receive
-        buffer) in the resolver's namespace so far (/proc/net/snmp)."""
-        done = self.net.run("resolver", ["cat", "/proc/net/snmp"], timeout=5, capture_output=True)
-        lines = [
-            line.split() for line in done.stdout.decode().splitlines() if line.startswith("Udp:")
-        ]
-        if len(lines) < 2:
-            return None
-        fields = dict(zip(lines[0][1:], lines[1][1:], strict=False))
-        return int(fields.get("InDatagrams", 0)), int(fields.get("RcvbufErrors", 0))
+        buffer) in the resolver's namespace so far."""
+        counters = udp_counters(lambda argv, **kw: self.net.popen("resolver", argv, **kw))
+        return counters.get("InDatagrams", 0), counters.get("RcvbufErrors", 0)
 
     def run_trial(self, seed: int) -> TrialResult:
         setting = self.setting
@@ -320,9 +311,7 @@ class RealArena:
                     capture.wait(10)
                 except subprocess.TimeoutExpired:
                     capture.kill()
-        delivered = dropped = -1
-        if before is not None and after is not None:
-            delivered, dropped = after[0] - before[0], after[1] - before[1]
+        delivered, dropped = after[0] - before[0], after[1] - before[1]
         rtts = report["trigger_rtts"]
         return TrialResult(
             attack="kaminsky",
@@ -373,7 +362,3 @@ def run_real_trials(
             if on_result is not None:
                 on_result(result)
     return results
-
-
-def ask(address: str, name: str) -> dns.message.Message:
-    return dns.query.udp(dns.message.make_query(name, "A"), address, timeout=2)

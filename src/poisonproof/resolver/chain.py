@@ -375,7 +375,7 @@ class TrustChain:
             rrset.name,
             rrset.rdtype,
             verdict.security,
-            (verdict.ede or Ede.DNSSEC_BOGUS, verdict.reason) if verdict.bogus else None,
+            verdict.ede_reason,
             ttl=verdict.ttl if verdict.security is Security.SECURE else None,
         )
 
@@ -425,7 +425,7 @@ class TrustChain:
                 rrset.name,
                 rrset.rdtype,
                 verdict.security,
-                (verdict.ede or Ede.DNSSEC_BOGUS, verdict.reason) if verdict.bogus else None,
+                verdict.ede_reason,
                 ttl=verdict.ttl
                 if verdict.security is Security.SECURE
                 else (BOGUS_TTL if verdict.bogus else None),

@@ -242,7 +242,7 @@ class Resolver:
                 )
                 prefix.answer += [self.cache.as_cached(rrset) for rrset in scrubbed.answer]
                 prefix.sigs.update({k: self.cache.as_cached(v) for k, v in scrubbed.sigs.items()})
-                prefix.judge(verdict.security, _reason(verdict))
+                prefix.judge(verdict.security, verdict.ede_reason)
                 if from_wildcard(scrubbed):
                     prefix.denial += denial_records(scrubbed)  # the wildcard's proof
                 if scrubbed.kind is ReplyKind.ANSWER:
@@ -422,7 +422,7 @@ class Resolver:
             rdtype = qtype
         else:
             return
-        self.cache.mark_negative(scrubbed.final_name, rdtype, verdict.security, _reason(verdict))
+        self.cache.mark_negative(scrubbed.final_name, rdtype, verdict.security, verdict.ede_reason)
 
     def _prime(self, budget: Budget) -> Generator[Exchange, ExchangeResult, dns.rrset.RRset]:
         """Ask a root hint for `. NS`; on failure iterate from the hints themselves."""
@@ -694,12 +694,6 @@ class Resolver:
             self.cache.put_negative(scrubbed.final_name, None, scrubbed.soa, rank, proofs)
         elif scrubbed.kind is ReplyKind.NODATA:
             self.cache.put_negative(scrubbed.final_name, qtype, scrubbed.soa, rank, proofs)
-
-
-def _reason(verdict: Verdict) -> tuple[int, str] | None:
-    if verdict.security is not Security.BOGUS:
-        return None
-    return (verdict.ede if verdict.ede is not None else Ede.DNSSEC_BOGUS, verdict.reason)
 
 
 def _describe(scrubbed: Scrubbed) -> str:

@@ -78,6 +78,13 @@ class Verdict:
     def bogus(self) -> bool:
         return self.security is Security.BOGUS
 
+    @property
+    def ede_reason(self) -> tuple[int, str] | None:
+        """(Extended DNS Error code, text) of a bogus verdict; None otherwise."""
+        if not self.bogus:
+            return None
+        return (self.ede if self.ede is not None else Ede.DNSSEC_BOGUS, self.reason)
+
 
 def secure(ttl: int | None = None, wildcard: dns.name.Name | None = None) -> Verdict:
     return Verdict(Security.SECURE, ttl=ttl, wildcard=wildcard)
