@@ -84,12 +84,20 @@ def _check_private_namespace() -> None:
 # -- configuration of the third parties ------------------------------------------------
 
 
-def unbound_config(workdir: Path, hints: Path) -> str:
+def unbound_config(
+    workdir: Path,
+    hints: Path,
+    *,
+    port: int | None = None,
+    modules: str = "iterator",
+    extra: str = "",
+) -> str:
+    """Unbound for the lab world; `modules`/`extra` add validation (the DNSSEC harness)."""
     return f"""\
 server:
     verbosity: 1
     interface: {HOST}
-    port: {PORTS["unbound"]}
+    port: {port if port is not None else PORTS["unbound"]}
     do-ip4: yes
     do-ip6: no
     prefer-ip6: no
@@ -110,8 +118,8 @@ server:
     access-control: 127.0.0.0/8 allow
     root-hints: "{hints}"
     do-not-query-localhost: no
-    module-config: "iterator"
-    harden-referral-path: no
+    module-config: "{modules}"
+{extra}    harden-referral-path: no
     qname-minimisation: yes
     minimal-responses: yes
     prefetch: no

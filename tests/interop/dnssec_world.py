@@ -43,6 +43,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+# Run as a script: this file's directory is on sys.path, so the sibling helper imports.
+import comparison_world  # type: ignore[import-not-found]
 import dns.asyncquery
 import dns.exception
 import dns.flags
@@ -50,8 +52,6 @@ import dns.message
 import dns.query
 import dns.rcode
 import dns.rdatatype
-
-# Run as a script: this file's directory is on sys.path, so the sibling helper imports.
 from comparison_world import (  # type: ignore[import-not-found]
     Child,
     _check_private_namespace,
@@ -69,44 +69,19 @@ QUERY_TIMEOUT = 8.0  # seconds for one question (a bogus zone makes resolvers re
 
 
 def unbound_config(workdir: Path, hints: Path, anchor: Path) -> str:
-    return f"""\
-server:
-    verbosity: 1
-    interface: {HOST}
-    port: {PORTS["unbound"]}
-    do-ip4: yes
-    do-ip6: no
-    prefer-ip6: no
-    do-udp: yes
-    do-tcp: yes
-    do-daemonize: no
-    num-threads: 1
-    so-reuseport: no
-    outgoing-range: 256
-    num-queries-per-thread: 128
-    username: ""
-    chroot: ""
-    directory: "{workdir}"
-    pidfile: "{workdir}/unbound.pid"
-    use-syslog: no
-    logfile: ""
-    log-time-ascii: yes
-    access-control: 127.0.0.0/8 allow
-    root-hints: "{hints}"
-    do-not-query-localhost: no
-    module-config: "validator iterator"
-    trust-anchor-file: "{anchor}"
-    harden-dnssec-stripped: yes
-    harden-referral-path: no
-    qname-minimisation: yes
-    minimal-responses: yes
-    prefetch: no
-    val-log-level: 2
-    ede: yes
-
-remote-control:
-    control-enable: no
-"""
+    """The comparison harness's Unbound, validating from `anchor`."""
+    return comparison_world.unbound_config(
+        workdir,
+        hints,
+        port=PORTS["unbound"],
+        modules="validator iterator",
+        extra=(
+            f'    trust-anchor-file: "{anchor}"\n'
+            "    harden-dnssec-stripped: yes\n"
+            "    val-log-level: 2\n"
+            "    ede: yes\n"
+        ),
+    )
 
 
 def _records(section: list[Any]) -> list[list[Any]]:
