@@ -68,6 +68,12 @@ def race(target: str, trials: int, rate: float, window: float) -> dict[str, obje
     p_sent = per_window / ID_SPACE
     p_delivered = p_sent * delivered_share
     median = statistics.median(wins) if wins else math.inf
+    # every window raced is a Bernoulli trial: P_s by maximum likelihood (wins / windows),
+    # with the geometric distribution's standard error p·sqrt((1-p)/wins)
+    raced = sum(wins) + sum(r.attempts for r in results if r.reasons["first_win_attempt"] <= 0)
+    p_hat = len(wins) / raced if raced else 0.0
+    spread = 1.96 * math.sqrt((1 - p_hat) / len(wins)) if wins else 1.0
+    p_low, p_high = p_hat * max(0.0, 1 - spread), min(1.0, p_hat * (1 + spread))
     windows = [json.loads(r.note)["measured_window_s"] for r in results]
     return {
         "target": target,
@@ -75,6 +81,12 @@ def race(target: str, trials: int, rate: float, window: float) -> dict[str, obje
         "raced_to_win": len(wins),
         "median_windows": median,
         "ci": median_ci([float(w) for w in wins]) if wins else (math.inf, math.inf),
+        "windows_raced": raced,
+        "p_measured": p_hat,
+        "p_ci": (p_low, p_high),
+        "p_sent": p_sent,
+        "p_delivered": p_delivered,
+        "median_from_p": median_attempts(p_hat) if p_hat else math.inf,
         "predicted_sent": median_attempts(p_sent),
         "predicted_delivered": median_attempts(p_delivered),
         "delivered_share": delivered_share,
@@ -159,6 +171,26 @@ def markdown(
         )
     lines += [
         "",
+        "The same trials as a per-window success rate: every window raced is one Bernoulli "
+        "trial, so P_s = wins / windows raced (maximum likelihood; 95% interval from the "
+        "geometric distribution's standard error), beside RFC 5452's P_s, and the median "
+        "windows it implies (ceil(log 0.5 / log(1 - P_s))).",
+        "",
+        "| target | wins / windows raced | P_s measured (95% CI) | RFC 5452 P_s (sent / "
+        "delivered) | measured / RFC (delivered) | median windows implied | simulated lab |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        low, high = r["p_ci"]  # type: ignore[misc]
+        lines.append(
+            f"| {r['target']} | {r['raced_to_win']} / {r['windows_raced']} | "
+            f"{float(r['p_measured']):.4f} ({low:.4f}-{high:.4f}) | "
+            f"{float(r['p_sent']):.4f} / {float(r['p_delivered']):.4f} | "  # type: ignore[arg-type]
+            f"{float(r['p_measured']) / float(r['p_delivered']):.2f} | "  # type: ignore[arg-type]
+            f"{r['median_from_p']:g} | {sim:g} |"
+        )
+    lines += [
+        "",
         "Then one trial per target to the end of its budget: is the delegation taken over?",
         "",
         "| target | forged answers accepted | delegation taken over | what the victim then gets |",
@@ -186,6 +218,7 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=400_000)
     parser.add_argument("--targets", nargs="*", default=list(TARGETS))
     parser.add_argument("--write", type=Path)
+    parser.add_argument("--sim-trials", type=int, default=400)
     args = parser.parse_args()
     rows = []
     for target in args.targets:
@@ -194,7 +227,7 @@ def main() -> None:
     takeovers = [takeover(t, args.rate, args.window, args.budget) for t in args.targets]
     for t in takeovers:
         print(json.dumps(t), flush=True)
-    sim = simulated(400, args.rate, args.window)
+    sim = simulated(args.sim_trials, args.rate, args.window)
     text = markdown(rows, takeovers, sim, args)
     print(text)
     if args.write:
