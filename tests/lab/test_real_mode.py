@@ -136,3 +136,29 @@ def test_classic_gets_one_try_per_ttl() -> None:
 def test_real_mode_names_the_attacks_it_runs() -> None:
     with pytest.raises(ValueError, match="mail"):
         RealSetting(attack="fragmentation")
+
+
+@pytest.mark.timeout(240)
+def test_the_command_runs_inside_an_unprivileged_user_namespace(tmp_path) -> None:
+    # the path a user who is not root takes: the command re-runs itself as root of a new
+    # user namespace, where the namespaces, the raw socket and port 53 are its own
+    import os
+    import sys
+
+    from poisonproof.lab.cli_real import FORCE_USERNS
+    from poisonproof.lab.netns import userns_available
+
+    usable, why = userns_available()
+    assert usable, why
+    out = tmp_path / "trials.jsonl"
+    argv = [sys.executable, "-m", "poisonproof", "lab", "attack", "kaminsky", "--mode", "real"]
+    argv += ["--rate", "50000", "--window", "0.2", "--budget", "600000", "--trials", "1"]
+    argv += ["--budget-seconds", "90", "--out", str(out), "--json"]
+    done = subprocess.run(
+        argv, env={**os.environ, FORCE_USERNS: "1"}, capture_output=True, text=True, timeout=200
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "user namespace" in done.stderr
+    (record,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert json.loads(record["note"])["lab_mode"] == "userns"
+    assert record["success"] and record["victim_sees"] == [ATTACKER]

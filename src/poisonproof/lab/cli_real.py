@@ -69,6 +69,9 @@ def summary(setting: RealSetting, results: list[TrialResult]) -> dict[str, objec
 
 
 RERUN_FLAG = "POISONPROOF_IN_USER_NAMESPACE"
+FORCE_USERNS = "POISONPROOF_USERNS"
+"""Set to 1: take the unprivileged path (a user namespace) even as root — what a user who
+is not root gets, with the same program (tests use it)."""
 
 
 def unprivileged_rerun(console: Console) -> None:
@@ -78,6 +81,8 @@ def unprivileged_rerun(console: Console) -> None:
     from poisonproof.lab.netns import LabNet, run_in_user_namespace, userns_available
 
     ok, why = LabNet.available()
+    if os.environ.get(FORCE_USERNS) == "1" and not os.environ.get(RERUN_FLAG):
+        ok = False
     if ok or os.environ.get(RERUN_FLAG):
         if not ok:
             console.print(f"[red]error:[/] the namespace lab cannot be built: {why}")

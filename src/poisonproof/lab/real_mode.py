@@ -386,6 +386,7 @@ class RealArena:
                 {
                     "mode": "real",
                     "window_source": self.window_source,
+                    "lab_mode": self.net.mode,
                     "measured_window_s": statistics.median(rtts) if rtts else None,
                     "flood_seconds": report["flood_seconds"],
                     "port": report["port"],
