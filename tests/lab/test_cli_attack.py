@@ -68,5 +68,5 @@ def test_bad_names_are_clear_errors():
     assert bad_preset.returncode == 2 and "unknown defenses preset" in bad_preset.stdout
     warp = attack("kaminsky", "--mode", "warp")
     assert warp.returncode == 2 and "--mode is sim or real" in warp.stdout
-    real = attack("birthday", "--mode", "real")
-    assert real.returncode == 2 and "--mode real runs the kaminsky attack" in real.stdout
+    real = attack("birthday", "--mode", "real", "--signed")
+    assert real.returncode == 2 and "on an unsigned arena" in real.stdout

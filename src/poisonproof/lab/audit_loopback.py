@@ -3,11 +3,12 @@
 Owns: the probe zones on loopback — one server (`PROBE`, default 127.53.0.1) serving a
 small root zone and `audit.poisonproof.example.` (under RFC 2606's `example.`; not
 `.test`, which Unbound answers locally by default), which delegates one victim zone per
-report-card attack to a victim server that holds each answer for the race window, and `attacker.audit.poisonproof.example.` to the
-attacker's server (which also serves the forged copies of the victim zones); making the
-resolver look up fresh names under `q.audit.poisonproof.example.` and reading what the
-probe server logged; then running the real attacker (`real_attacker.run`) against it,
-spoofing the victim server's address on loopback.
+report-card attack to a victim server that holds each answer for the race window, and
+`attacker.audit.poisonproof.example.` to the attacker's server (which also serves the
+forged copies of the victim zones); making the resolver look up fresh names under
+`q.audit.poisonproof.example.` and reading what the probe server logged; then running
+the real attacker (`real_attacker.run`) against it, spoofing the victim server's address
+on loopback.
 The resolver must reach the probe zone: either its root hints name the probe server
 (a lab resolver), or it sends `audit.poisonproof.example` there as a stub zone
 (`STUB_HOWTO`); if none of its queries arrive the audit stops and says so.
