@@ -13,6 +13,7 @@ import errno
 import json
 import logging
 import signal
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -25,15 +26,21 @@ from poisonproof.auth.signing import ALGORITHMS, sign_zone_file
 from poisonproof.auth.zones import ZoneError
 from poisonproof.lab.cli_attack import lab_attack
 from poisonproof.lab.world_cli import world_app
-from poisonproof.logsetup import configure
+from poisonproof.logsetup import FORMATS, configure
 from poisonproof.net.address import parse_address
 from poisonproof.net.base import Address, TcpLimits
 from poisonproof.net.real import RealNetwork, run
+from poisonproof.resolver.cache_file import CacheFileError
+from poisonproof.resolver.cache_file import describe as describe_cache_file
 from poisonproof.resolver.iterator import TraceEvent
+from poisonproof.server import systemd
 from poisonproof.server.auth_server import AuthServer
+from poisonproof.server.dnstap import DnstapError
 from poisonproof.server.driver import ExchangeDriver
+from poisonproof.server.operations import Operations, OperationsConfig
 from poisonproof.server.resolver_server import ResolverServer
 from poisonproof.server.settings import Settings, SettingsError
+from poisonproof.server.workers import run_workers, serve_args_from
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -42,6 +49,8 @@ app = typer.Typer(
 )
 zone_app = typer.Typer(no_args_is_help=True, help="Zone tools: signing.")
 app.add_typer(zone_app, name="zone")
+cache_app = typer.Typer(no_args_is_help=True, help="Cache files of `serve --cache-file`.")
+app.add_typer(cache_app, name="cache")
 lab_app = typer.Typer(no_args_is_help=True, help="The poisoning lab: worlds, attackers, trials.")
 app.add_typer(lab_app, name="lab")
 lab_app.add_typer(world_app, name="world")
@@ -142,11 +151,14 @@ def _addresses(specs: list[str]) -> list[Address]:
 
 
 async def _serve_until_signalled(
-    server: AuthServer | ResolverServer, ready_file: Path | None
+    server: AuthServer | ResolverServer,
+    ready_file: Path | None,
+    operations: Operations | None = None,
 ) -> None:
     await server.start()
     if ready_file is not None:
         ready_file.write_text("\n".join(f"{a[0]} {a[1]}" for a in server.addresses[::2]) + "\n")
+    systemd.notify("READY=1")
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -155,17 +167,22 @@ async def _serve_until_signalled(
 
     def reload() -> None:
         if not isinstance(server, AuthServer):
-            return  # the resolver has nothing to reload yet
+            if operations is not None:
+                operations.reload()  # the resolver: settings re-read, the cache kept
+            return
         task = asyncio.create_task(server.reload())
         reloads.add(task)
         task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, reload)
+    if operations is not None:
+        loop.add_signal_handler(signal.SIGUSR1, operations.save_cache)
     try:
         await stop.wait()
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
             loop.remove_signal_handler(signum)
+        systemd.notify("STOPPING=1")
         await server.stop()
 
 
@@ -317,12 +334,35 @@ def serve(
     ready_file: Annotated[
         Path | None, typer.Option(help="Write bound addresses when ready.")
     ] = None,
+    metrics: Annotated[
+        str | None,
+        typer.Option(
+            help="Serve Prometheus metrics on http://IP:PORT/metrics (e.g. 127.0.0.1:9167)."
+        ),
+    ] = None,
+    dnstap: Annotated[
+        str | None,
+        typer.Option(help="dnstap of client and upstream messages to FILE or unix:SOCKET."),
+    ] = None,
+    cache_file: Annotated[
+        Path | None,
+        typer.Option(help="Load the cache from FILE at start, save it at stop and on SIGUSR1."),
+    ] = None,
+    log_format: Annotated[str, typer.Option(help="Log lines as text or json.")] = "text",
+    workers: Annotated[
+        int, typer.Option(help="Resolver processes sharing each port (SO_REUSEPORT).")
+    ] = 1,
+    reuse_port: Annotated[
+        bool, typer.Option(help="Set SO_REUSEPORT: other processes may serve the same port.")
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Run the recursive resolver. SIGTERM answers in-flight queries and exits 0."""
-    configure(verbose)
-    settings = _resolver_settings(
-        config,
+    """Run the recursive resolver. SIGHUP reloads the settings keeping the cache,
+    SIGUSR1 saves the cache file, SIGTERM answers in-flight queries and exits 0."""
+    if log_format not in FORMATS:
+        raise _fail(f"--log-format {log_format!r}: expected one of {', '.join(FORMATS)}")
+    configure(verbose, log_format)
+    flags: dict[str, object] = dict(
         listen=listen,
         root_hints=root_hints,
         defenses=defenses,
@@ -342,16 +382,47 @@ def serve(
         upstream_port=upstream_port,
         allow=allow,
     )
+    settings = _resolver_settings(config, **flags)
+    try:
+        metrics_address = parse_address(metrics) if metrics is not None else None
+    except ValueError as error:
+        raise _fail(f"--metrics {error}") from None
+    if workers < 1:
+        raise _fail("--workers: expected 1 or more")
+    if workers > 1:
+        if metrics is not None or dnstap is not None:
+            # each worker would bind the same metrics port or write the same dnstap file
+            raise _fail("--metrics and --dnstap need a single process (no --workers)")
+        try:
+            listen_addresses = settings.listen_addresses()
+        except SettingsError as error:
+            raise _fail(str(error)) from None
+        serve_args = serve_args_from()
+        raise typer.Exit(run_workers(serve_args, workers, listen_addresses, ready_file))
     network = RealNetwork()
+    network.reuse_port = reuse_port
     try:
         frontend = settings.build(network.clock)
         server = ResolverServer(network, frontend, settings.listen_addresses())
     except SettingsError as error:
         raise _fail(str(error)) from None
+    operations = Operations(
+        server,
+        network,
+        OperationsConfig(metrics=metrics_address, dnstap=dnstap, cache_file=cache_file),
+        settings=lambda: Settings.load(config, flags),
+    )
     try:
-        run(_serve_until_signalled(server, ready_file))
+        operations.prepare()
+    except (OSError, DnstapError) as error:
+        operations.close()
+        raise _fail(str(error)) from None
+    try:
+        run(_serve_until_signalled(server, ready_file, operations))
     except OSError as error:
         raise _fail(_listen_error(error)) from None
+    finally:
+        operations.close()
 
 
 @app.command()
@@ -499,7 +570,10 @@ def demo(
 def audit(
     target: Annotated[
         str,
-        typer.Option(help="poisonproof, unbound, bind9, knot-resolver, pdns-recursor, dnsmasq."),
+        typer.Option(
+            help="poisonproof, unbound, bind9, knot-resolver, pdns-recursor, dnsmasq (started "
+            "in the lab), or IP:PORT of a resolver already running on loopback."
+        ),
     ],
     weakened: Annotated[bool, typer.Option(help="Hold the target to one query port.")] = False,
     lookups: Annotated[int, typer.Option(help="Fresh names the target is made to look up.")] = 200,
@@ -513,8 +587,13 @@ def audit(
     attacks: Annotated[bool, typer.Option(help="Run the attacks for the report card.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     html_file: Annotated[Path | None, typer.Option("--html", help="Write an HTML report.")] = None,
+    probe_net: Annotated[
+        str, typer.Option(help="IP:PORT targets: the probe servers' loopback /16 (127.x).")
+    ] = "127.53",
+    probe_port: Annotated[int, typer.Option(help="IP:PORT targets: the probe servers' port.")] = 53,
 ) -> None:
-    """Audit a resolver's spoofability in the real-packet lab (namespaces; root needed)."""
+    """Audit a resolver's spoofability: in the real-packet lab (namespaces; root needed), or
+    on loopback for IP:PORT (the resolver must reach the probe zone: the error says how)."""
     from poisonproof.lab.audit import main as audit_main
 
     argv = ["--target", target, "--lookups", str(lookups), "--rate", str(rate)]
@@ -522,9 +601,23 @@ def audit(
     argv += ["--weakened"] * weakened + ["--no-attacks"] * (not attacks) + ["--json"] * as_json
     if html_file is not None:
         argv += ["--html", str(html_file)]
+    argv += ["--probe-net", probe_net, "--probe-port", str(probe_port)]
     code = audit_main(argv)
     if code:
         raise typer.Exit(code)
+
+
+@cache_app.command("show")
+def cache_show(
+    cache_file: Annotated[Path, typer.Argument(help="A file written by serve --cache-file.")],
+) -> None:
+    """Print the live entries of a cache file (send SIGUSR1 to serve to write it now)."""
+    try:
+        lines = describe_cache_file(cache_file, time.time())
+    except (CacheFileError, OSError, ValueError) as error:
+        raise _fail(str(error)) from None
+    for line in lines:
+        print(line)
 
 
 def main() -> None:

@@ -26,6 +26,7 @@ from poisonproof.auth.reply_cache import ReplyCache
 from poisonproof.auth.rrl import ResponseRateLimiter, Verdict
 from poisonproof.auth.zones import ZoneSet
 from poisonproof.net.base import Address, Clock, Via
+from poisonproof.wire.guard import QUERY_LABELS, within_budget
 from poisonproof.wire.message import question_end as query_key_end
 
 log = logging.getLogger("poisonproof.auth")
@@ -92,6 +93,9 @@ class AuthEngine:
             self.stats["dropped_response"] += 1  # never answer a response: no reply loops
             return None
         try:
+            if not within_budget(wire, QUERY_LABELS):  # a compression bomb: not parsed
+                self.stats["too_costly"] += 1
+                raise ValueError("names too costly to decompress")
             query = dns.message.from_wire(wire)
         except Exception as error:  # any parse failure is the sender's problem, not ours
             self.stats["formerr"] += 1

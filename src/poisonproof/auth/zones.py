@@ -167,8 +167,11 @@ def load_zone(path: str | Path, origin: str | dns.name.Name | None = None) -> Se
         origin = dns.name.from_text(origin)
     try:
         zone = dns.zone.from_text(
-            text, origin=origin, relativize=False, filename=path, check_origin=True
+            text, origin=origin, relativize=False, filename=path, check_origin=False
         )
+        if zone.origin is None:  # no $ORIGIN and none given (an empty file, say)
+            raise ZoneError(f"{path}:1: the zone has no origin; add $ORIGIN or name it")
+        zone.check_origin()  # (dnspython asserts the origin is set: checked above)
     except dns.exception.SyntaxError as error:
         match = _LINE_PREFIX.match(str(error))
         if match:
@@ -183,8 +186,8 @@ def load_zone(path: str | Path, origin: str | dns.name.Name | None = None) -> Se
         raise ZoneError(f"{path}:1: the zone has no NS records at its origin") from None
     except dns.exception.DNSException as error:
         raise ZoneError(f"{path}:1: {error}") from None
-    if zone.origin is None:  # pragma: no cover - dnspython always sets it when it loads
-        raise ZoneError(f"{path}:1: the zone has no origin; add $ORIGIN or name it")
+    except ValueError as error:  # dnspython's own checks, e.g. "add() has non-origin SOA"
+        raise ZoneError(f"{path}:1: {error}") from None
     _check_out_of_zone(path, lines, zone.origin)
     served = ServedZone(origin=zone.origin, zone=zone, source=path)
     _index(served)

@@ -27,6 +27,7 @@ from poisonproof.net.base import (
     Via,
 )
 from poisonproof.net.framing import StreamDeframer, frame
+from poisonproof.net.udp_batch import BatchedUdpService, UdpIo, bind_udp, default_udp_io
 from poisonproof.net.waiters import Waiter, offer
 
 log = logging.getLogger("poisonproof.net")
@@ -55,6 +56,18 @@ def run(main: Coroutine[Any, Any, T]) -> T:
 
 def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def _bound_udp(local: Address, family: socket.AddressFamily) -> socket.socket:
+    """A non-blocking UDP socket bound to `local` (an IP literal: nothing to resolve)."""
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        sock.bind(local)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 @dataclass
@@ -191,11 +204,21 @@ class TcpService:
     def open_connections(self) -> int:
         return len(self._tasks)
 
-    async def start(self, address: Address) -> None:
+    async def start(self, address: Address, *, reuse_port: bool = False) -> None:
         self._server = await asyncio.start_server(
-            self._on_connection, host=address[0], port=address[1], reuse_address=True
+            self._on_connection,
+            host=address[0],
+            port=address[1],
+            reuse_address=True,
+            reuse_port=reuse_port or None,
         )
         sockname = self._server.sockets[0].getsockname()
+        self._address = (sockname[0], sockname[1])
+
+    async def start_on(self, sock: socket.socket) -> None:
+        """Serve on a bound, listening socket handed over (systemd socket activation)."""
+        self._server = await asyncio.start_server(self._on_connection, sock=sock)
+        sockname = sock.getsockname()
         self._address = (sockname[0], sockname[1])
 
     async def _on_connection(
@@ -322,8 +345,20 @@ class RealNetwork(Network):
         self.clock = SystemClock()
         self.stats = NetworkStats()
         self._ports: dict[Address, _SourcePort] = {}
+        self.reuse_port = False
+        """Listeners set SO_REUSEPORT, so several processes can serve one port."""
+        self.udp_io: UdpIo = default_udp_io()
+        """How UDP listeners read: recvmmsg batches, a recvfrom loop, or asyncio's transport."""
 
-    async def serve_udp(self, address: Address, handler: MessageHandler) -> UdpService:
+    async def serve_udp(
+        self, address: Address, handler: MessageHandler
+    ) -> UdpService | BatchedUdpService:
+        if self.udp_io != "transport":
+            try:
+                sock = bind_udp(address, reuse_port=self.reuse_port)
+            except OSError as error:
+                raise _with_errno(error) from None
+            return BatchedUdpService(sock, handler, self.stats, mmsg=self.udp_io == "mmsg")
         loop = asyncio.get_running_loop()
         try:
             transport, protocol = await loop.create_datagram_endpoint(
@@ -339,7 +374,7 @@ class RealNetwork(Network):
         self, address: Address, handler: MessageHandler, limits: TcpLimits = DEFAULT_TCP_LIMITS
     ) -> TcpService:
         service = TcpService(_guarded(handler, self.stats), limits, self.stats)
-        await service.start(address)
+        await service.start(address, reuse_port=self.reuse_port)
         return service
 
     async def udp_exchange(
@@ -352,18 +387,19 @@ class RealNetwork(Network):
         reply_filter: ReplyFilter | None = None,
     ) -> tuple[bytes, Address]:
         loop = asyncio.get_running_loop()
+        # sockets are bound here, not by create_datagram_endpoint(local_addr=...): that
+        # resolves the address in a thread pool, a thread hand-off per upstream query
         if source is None or source[1] == 0:
             local = source or ("::" if ":" in server[0] else "0.0.0.0", 0)
             _, port = await loop.create_datagram_endpoint(
-                lambda: _SourcePort(None, local), local_addr=local, family=_family(server[0])
+                lambda: _SourcePort(None, local), sock=_bound_udp(local, _family(server[0]))
             )
         else:
             port = self._ports.get(source)  # type: ignore[assignment]
             if port is None or port.transport is None or port.transport.is_closing():
                 _, port = await loop.create_datagram_endpoint(
                     lambda: _SourcePort(self._ports, source),
-                    local_addr=source,
-                    family=_family(server[0]),
+                    sock=_bound_udp(source, _family(server[0])),
                 )
                 self._ports[source] = port
         waiter = Waiter(reply_filter, loop.create_future())
@@ -379,6 +415,22 @@ class RealNetwork(Network):
                 ) from None
         finally:
             port.remove(waiter)
+
+    async def serve_udp_socket(self, sock: socket.socket, handler: MessageHandler) -> UdpService:
+        """Serve on a bound UDP socket handed over (systemd socket activation)."""
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.create_datagram_endpoint(
+            lambda: _UdpServerProtocol(_guarded(handler, self.stats), self.stats), sock=sock
+        )
+        return UdpService(transport, protocol)
+
+    async def serve_tcp_socket(
+        self, sock: socket.socket, handler: MessageHandler, limits: TcpLimits = DEFAULT_TCP_LIMITS
+    ) -> TcpService:
+        """Serve on a listening TCP socket handed over (systemd socket activation)."""
+        service = TcpService(_guarded(handler, self.stats), limits, self.stats)
+        await service.start_on(sock)
+        return service
 
     async def tcp_exchange(self, query: bytes, server: Address, *, timeout: float) -> bytes:
         async def exchange() -> bytes:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from poisonproof.net.base import Clock
 from poisonproof.wire.message import patch_reply, query_key, ttl_offsets
@@ -27,33 +27,82 @@ class _Stored:
     ttl_fields: list[int]
     stored_at: float
     expires: float
+    variants: list[bytes] = field(default_factory=list)
+    """Keys of `AnswerCache._exact` that replay this entry (dropped with it)."""
 
 
 class AnswerCache:
+    """Stored replies by query key, and in front of them an exact-bytes memo.
+
+    The memo maps a query's bytes after its ID to the rest of the reply, already patched
+    for that exact question (case) and aged for the current second: a memo hit costs one
+    dict look-up and one concatenation. A memo value is good until the next whole second
+    of the clock (when TTLs age) or the entry's expiry, whichever is first; a stale or
+    missing one is rebuilt from the entry. Entries, not memo values, are kept in LRU order
+    (a memo hit does not refresh its entry: refreshed at most once a second, on rebuild).
+    """
+
     def __init__(self, clock: Clock, max_entries: int = 100_000) -> None:
         self.clock = clock
         self.max_entries = max_entries
         self._entries: OrderedDict[bytes, _Stored] = OrderedDict()
+        self._exact: dict[bytes, tuple[bytes, float]] = {}
         self.hits = 0
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def lookup(self, query: bytes) -> bytes | None:
+        return self.lookup_at(query, self.clock.wall())
+
+    def lookup_at(self, query: bytes, now: float) -> bytes | None:
+        """The reply to `query` at wall time `now`, or None (not stored, or unusual)."""
+        memo = self._exact.get(query[2:])
+        if memo is not None and now < memo[1]:
+            self.hits += 1
+            return query[:2] + memo[0]
         key = query_key(query)
         if key is None:
             return None
         entry = self._entries.get(key.key)
         if entry is None:
             return None
-        now = self.clock.wall()
         if now >= entry.expires:
-            del self._entries[key.key]
+            self._drop(key.key)
             return None
         self._entries.move_to_end(key.key)
         self.hits += 1
         elapsed = int(now - entry.stored_at)
-        return patch_reply(entry.wire, query, key.question_end, entry.ttl_fields, elapsed)
+        reply = patch_reply(entry.wire, query, key.question_end, entry.ttl_fields, elapsed)
+        if len(self._exact) >= 2 * self.max_entries:
+            self._exact.clear()  # variants lists may then name absent keys: harmless
+        exact = query[2:]
+        self._exact[exact] = (reply[2:], min(math.floor(now) + 1.0, entry.expires))
+        entry.variants.append(exact)
+        return reply
+
+    def replay_batch(self, queries: list[bytes], now: float) -> list[bytes | None]:
+        """`lookup_at` for each query (the UDP fast path: one call per datagram batch)."""
+        exact = self._exact.get
+        replies: list[bytes | None] = [
+            query[:2] + memo[0]
+            if (memo := exact(query[2:])) is not None and now < memo[1]
+            else None
+            for query in queries
+        ]
+        missing = replies.count(None)
+        self.hits += len(replies) - missing
+        if missing:
+            for i, reply in enumerate(replies):
+                if reply is None:
+                    replies[i] = self.lookup_at(queries[i], now)  # counts its own hit
+        return replies
+
+    def _drop(self, key: bytes) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            for exact in entry.variants:
+                self._exact.pop(exact, None)
 
     def store(self, query: bytes, reply: bytes, min_ttl: int) -> bool:
         """Keep `reply` (just rendered for `query`) for `min_ttl` seconds."""
@@ -66,11 +115,12 @@ class AnswerCache:
         now = self.clock.wall()
         # ages are whole seconds: expire one second early rather than serve a TTL of 0
         expires = now + max(0, min_ttl - 1)
+        self._drop(key.key)
         self._entries[key.key] = _Stored(reply, offsets, math.floor(now), expires)
-        self._entries.move_to_end(key.key)
         while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+            self._drop(next(iter(self._entries)))
         return True
 
     def clear(self) -> None:
         self._entries.clear()
+        self._exact.clear()

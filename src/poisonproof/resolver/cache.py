@@ -370,6 +370,17 @@ class Cache:
     def flush(self) -> None:
         self._entries.clear()
 
+    def export(self) -> list[tuple[_Key, _Entry | _NegativeEntry]]:
+        """Every live entry, least recently used first (for cache files)."""
+        now = self._now()
+        return [(key, e) for key, e in list(self._entries.items()) if e.expires > now]
+
+    def restore(self, key: _Key, entry: _Entry | _NegativeEntry) -> None:
+        """Put back an entry read from a cache file, as most recently used."""
+        if isinstance(entry, _Entry) and key[1] == dns.rdatatype.DNAME:
+            self.dname_count += 1
+        self._store(key, entry)
+
     def items(self) -> list[tuple[dns.rrset.RRset, Rank]]:
         """Live positive entries (for dumps and tests)."""
         now = self._now()

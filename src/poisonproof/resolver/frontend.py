@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from typing import Any
 
 import dns.edns
 import dns.exception
@@ -28,6 +29,7 @@ from poisonproof.resolver.answer_cache import AnswerCache
 from poisonproof.resolver.iterator import Answer, Ede, Resolver
 from poisonproof.resolver.sentinel import sentinel_fails
 from poisonproof.resolver.validator import Security
+from poisonproof.wire.guard import QUERY_LABELS, within_budget
 
 DEFAULT_ALLOW = ("127.0.0.0/8", "::1/128")
 UDP_PAYLOAD = 1232
@@ -64,6 +66,8 @@ class Frontend:
         """The largest UDP reply we send (RFC 9715 / DNS flag day 2020: 1232)."""
         self.allow = [ipaddress.ip_network(cidr, strict=False) for cidr in allow]
         self.stats: dict[str, int] = {}
+        self.rcodes: dict[int, int] = {}
+        """Replies built by `render`, by rcode (cache-hit replays are not counted here)."""
         self.answers = AnswerCache(resolver.clock) if fast_path else None
         self._allowed_memo: dict[str, bool] = {}
 
@@ -83,6 +87,27 @@ class Frontend:
             self._allowed_memo[peer[0]] = verdict
         return verdict
 
+    def answer_now(self, queries: list[bytes], peers: list[tuple[Any, ...]]) -> list[bytes | None]:
+        """Cache-hit replies to a batch of UDP queries, None for the rest (no dnspython).
+
+        Only for clients already known to be allowed (the first query of a new client
+        takes `receive`, which decides); every None goes to `receive` as usual.
+        """
+        if self.answers is None:
+            return [None] * len(queries)
+        replies = self.answers.replay_batch(queries, self.resolver.clock.wall())
+        allowed = self._allowed_memo.get
+        replies = [
+            reply if reply is not None and allowed(peer[0]) else None
+            for reply, peer in zip(replies, peers, strict=True)
+        ]
+        hits = len(replies) - replies.count(None)
+        if hits:
+            stats = self.stats
+            stats["queries"] = stats.get("queries", 0) + hits
+            stats["cache_hits"] = stats.get("cache_hits", 0) + hits
+        return replies
+
     def receive(self, wire: bytes, peer: Address, via: Via) -> bytes | Question | None:
         """A reply now (bytes), silence (None), or a `Question` for the resolver."""
         self._count("queries")
@@ -95,6 +120,9 @@ class Frontend:
             self._count("dropped")
             return None
         try:
+            if not within_budget(wire, QUERY_LABELS):  # a compression bomb: not parsed
+                self._count("too_costly")
+                raise ValueError("names too costly to decompress")
             query = dns.message.from_wire(wire)
         except Exception:
             self._count("formerr")
@@ -150,6 +178,8 @@ class Frontend:
     ) -> bytes:
         """The reply to `query`; with `raw_query`, also kept for the fast path."""
         wire = self._render(query, answer, via)
+        rcode = wire[3] & 0x0F
+        self.rcodes[rcode] = self.rcodes.get(rcode, 0) + 1
         if (
             raw_query is not None
             and self.answers is not None

@@ -5,7 +5,8 @@ glueless name servers with loop detection; CNAME/DNAME chasing up to 11 restarts
 minimisation (RFC 9156); TCP on TC; EDNS fallback; near-miss retry over TCP; server
 choice and lameness), the work limits against abuse (upstream queries per client query,
 name-server names resolved per referral (NXNSAttack), servers per delegation
-(NRDelegation), a time budget) and the SERVFAIL reasons (RFC 8914 Extended DNS Errors).
+(NRDelegation), a time budget, upstream queries per second per zone (`fetchlimit`))
+and the SERVFAIL reasons (RFC 8914 Extended DNS Errors).
 
 The seam (shared/DESIGN.md): `Resolver.resolve()` returns a generator. It yields an
 `Exchange` (send this query to that server, this way) and is sent back an
@@ -41,11 +42,13 @@ from poisonproof.resolver.cache import Cache, Rank
 from poisonproof.resolver.chain import BOGUS_RETRIES, TrustChain
 from poisonproof.resolver.defenses import Defenses
 from poisonproof.resolver.denial import HashBudget
+from poisonproof.resolver.fetchlimit import ZoneFetchLimiter
 from poisonproof.resolver.hints import RootHints
 from poisonproof.resolver.infra import Infrastructure
 from poisonproof.resolver.outgoing import Entropy, OutgoingQuery, QueryFactory
 from poisonproof.resolver.scrubber import ReplyKind, Scrubbed, scrub
 from poisonproof.resolver.validator import CryptoBudget, Security, Verdict
+from poisonproof.wire.guard import REPLY_LABELS, within_budget
 
 log = logging.getLogger("poisonproof.resolver")
 
@@ -81,6 +84,11 @@ class ResolverConfig:
     max_rounds: int = 3
     """Times each server of a zone may be tried before the zone counts as unreachable."""
     time_budget: float = 12.0
+    zone_fetch_rate: float = 1000.0
+    """Upstream queries per second to the servers of any one zone (`fetchlimit`: the
+    random-subdomain flood guard, Unbound's `ratelimit`); 0 turns the limit off."""
+    zone_fetch_burst: float = 0.0
+    """Queries a zone's bucket holds; 0 means one second's worth of `zone_fetch_rate`."""
 
 
 @dataclass(frozen=True)
@@ -169,6 +177,7 @@ class Resolver:
         self.cache = cache if cache is not None else Cache(clock, ranked=defenses.credibility)
         self.factory = QueryFactory(defenses, entropy)
         self.infra = Infrastructure(entropy.secure, defenses.unwanted_threshold)
+        self.fetch_limit = ZoneFetchLimiter(config.zone_fetch_rate, config.zone_fetch_burst)
         self.stats: dict[str, int] = {}
         self._loopback_skipped = False
         self.anchors = anchors if anchors is not None else TrustAnchors()
@@ -564,6 +573,9 @@ class Resolver:
         question = f"{name} {dns.rdatatype.to_text(qtype)}"
         for _attempt in range(4):
             self._check_budget(budget)
+            if not self.fetch_limit.allow(zone, self.clock.monotonic()):
+                self.count("zone_fetch_limited")
+                raise Failure(Ede.OTHER, f"fetch limit for {zone} reached")
             budget.upstream += 1
             self.count("upstream_tcp" if tcp else "upstream_udp")
             query = self.factory.make(
@@ -615,7 +627,10 @@ class Resolver:
                 tcp = True
                 continue
             try:
-                reply = dns.message.from_wire(result.wire)
+                if not within_budget(result.wire, REPLY_LABELS):
+                    self.count("too_costly_replies")
+                    raise ValueError("names too costly to decompress (a compression bomb)")
+                reply = query.parsed(result.wire)  # check() parsed what it accepted
             except Exception as error:
                 budget.trace.append(TraceEvent(server, question, f"unparsable reply: {error}"))
                 return None

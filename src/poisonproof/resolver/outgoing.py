@@ -23,6 +23,7 @@ import dns.rdataclass
 
 from poisonproof.net.base import Address
 from poisonproof.resolver.defenses import EPHEMERAL_PORTS, Defenses, TxidStrategy
+from poisonproof.wire.guard import REPLY_LABELS, within_budget
 
 EDNS_PAYLOAD = 1232
 COOKIE_OPTION = dns.edns.OptionType.COOKIE
@@ -163,6 +164,10 @@ class OutgoingQuery:
     log: MatchLog = field(default_factory=MatchLog)
     require_cookie: bool = False
     """The server has sent us cookies before: a reply without our cookie is forged."""
+    _parsed: tuple[bytes, dns.message.Message] | None = field(
+        default=None, repr=False, compare=False
+    )
+    """The last datagram `check` parsed, and its parse (so the reply is parsed once)."""
 
     def check(self, data: bytes, sender: Address) -> str | None:
         """The acceptance test for one datagram: None accepts it, else why not (pure)."""
@@ -172,10 +177,13 @@ class OutgoingQuery:
             return "malformed"
         if int.from_bytes(data[:2], "big") != self.txid:
             return "wrong_id"
+        if not within_budget(data, REPLY_LABELS):
+            return "malformed"  # a compression bomb: never parsed
         try:
             reply = dns.message.from_wire(data)
         except Exception:
             return "malformed"
+        self._parsed = (data, reply)
         if len(reply.question) != 1:
             return "wrong_question"
         question = reply.question[0]
@@ -191,6 +199,13 @@ class OutgoingQuery:
         if cookie.client != self.client_cookie:  # type: ignore[attr-defined]
             return "bad_cookie"
         return None
+
+    def parsed(self, data: bytes) -> dns.message.Message:
+        """`data` parsed: the parse `check` made when it accepted this very datagram."""
+        seen = self._parsed
+        if seen is not None and seen[0] is data:
+            return seen[1]
+        return dns.message.from_wire(data)
 
     def reject(self, reason: str, count: int = 1) -> None:
         """Count datagrams that arrived for this query and were not its reply."""

@@ -228,6 +228,12 @@ def scrub(
             keep = (*keep, ns)
         _leftovers(out, reply, bailiwick, authority_rank, keep=keep)
         return out
+    if bailiwick and out.answer and not _in_bailiwick(current, zone):
+        # The chain left the server's zone: its rcode and SOA cannot deny the target (RFC
+        # 6604 §3), or it could make us deny any name; restart at the target instead.
+        out.kind = ReplyKind.CNAME
+        _leftovers(out, reply, bailiwick, authority_rank, keep=())
+        return out
     if rcode == dns.rcode.NXDOMAIN:
         return _negative(
             out, reply, ReplyKind.NXDOMAIN, soa, current, zone, bailiwick, authority_rank

@@ -10,12 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+from collections.abc import Callable
 
-from poisonproof.net.base import DEFAULT_TCP_LIMITS, Address, Network, Service, TcpLimits, Via
+from poisonproof.net.base import (
+    DEFAULT_TCP_LIMITS,
+    Address,
+    MessageHandler,
+    Network,
+    Service,
+    TcpLimits,
+    Via,
+)
+from poisonproof.net.udp_batch import WithFastPath
 from poisonproof.resolver.frontend import Frontend, Question
 from poisonproof.resolver.iterator import Answer
 from poisonproof.server.driver import ExchangeDriver
 from poisonproof.server.listeners import describe, start_listeners
+from poisonproof.server.systemd import serve_sockets
 
 log = logging.getLogger("poisonproof.server")
 
@@ -36,10 +48,20 @@ class ResolverServer:
         self.driver = ExchangeDriver(network)
         self.services: list[Service] = []
         self._inflight: dict[tuple[object, ...], asyncio.Task[Answer]] = {}
+        self.observe_latency: Callable[[float], None] | None = None
+        """Called with the seconds each resolution that needed the network took (metrics)."""
+        self.activated: list[socket.socket] = []
+        """Sockets handed over by systemd (socket activation), served instead of `listen`."""
 
     @property
     def addresses(self) -> list[Address]:
         return [service.address for service in self.services[::2]]
+
+    def handler(self) -> MessageHandler:
+        """`handle`, with the frontend's batch cache-hit fast path for UDP listeners."""
+        if self.frontend.answers is None:
+            return self.handle
+        return WithFastPath(self.handle, self.frontend.answer_now)
 
     def handle(
         self, wire: bytes, peer: Address, via: Via
@@ -50,8 +72,13 @@ class ResolverServer:
         return asyncio.ensure_future(self._answer(outcome, via))
 
     async def _answer(self, question: Question, via: Via) -> bytes | None:
+        observe = self.observe_latency
+        started = self.network.clock.monotonic() if observe is not None else 0.0
         answer = await self.resolve(question)
-        return self.frontend.render(question.query, answer, via, question.wire)
+        reply = self.frontend.render(question.query, answer, via, question.wire)
+        if observe is not None:
+            observe(self.network.clock.monotonic() - started)
+        return reply
 
     async def resolve(self, question: Question) -> Answer:
         merge = self.resolver.defenses.merge_duplicates
@@ -66,9 +93,14 @@ class ResolverServer:
         return await asyncio.shield(task)
 
     async def start(self) -> None:
-        self.services = await start_listeners(
-            self.network, self.listen, self.handle, self.tcp_limits
-        )
+        if self.activated:
+            self.services = await serve_sockets(
+                self.network, self.activated, self.handle, self.tcp_limits
+            )
+        else:
+            self.services = await start_listeners(
+                self.network, self.listen, self.handler(), self.tcp_limits
+            )
         where = describe(self.services)
         log.info(
             "ready: resolving on %s (udp+tcp), defenses: %s",

@@ -182,7 +182,10 @@ class Settings:
             forwarders=self.forwarders(),
         )
 
-    def build(self, clock: Clock, entropy: Entropy | None = None) -> Frontend:
+    def build(
+        self, clock: Clock, entropy: Entropy | None = None, cache: Cache | None = None
+    ) -> Frontend:
+        """The frontend and resolver; with `cache`, that cache (a reload) under these limits."""
         anchors = self.anchors()
         for cidr in self.allow:
             try:
@@ -192,13 +195,11 @@ class Settings:
         if self.min_ttl > self.max_ttl:
             raise SettingsError(f"min-ttl {self.min_ttl} is above max-ttl {self.max_ttl}")
         defenses = self.build_defenses()
-        cache = Cache(
-            clock,
-            max_entries=self.cache_size,
-            min_ttl=self.min_ttl,
-            max_ttl=self.max_ttl,
-            ranked=defenses.credibility,
-        )
+        if cache is None:
+            cache = Cache(clock)
+        cache.max_entries = self.cache_size
+        cache.min_ttl, cache.max_ttl = self.min_ttl, self.max_ttl
+        cache.ranked = defenses.credibility
         resolver = Resolver(
             clock=clock,
             hints=self.hints(),
