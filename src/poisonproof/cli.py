@@ -25,6 +25,7 @@ from poisonproof.auth.rrl import ResponseRateLimiter, RrlConfig
 from poisonproof.auth.signing import ALGORITHMS, sign_zone_file
 from poisonproof.auth.zones import ZoneError
 from poisonproof.lab.cli_attack import lab_attack
+from poisonproof.lab.cli_flood import lab_flood
 from poisonproof.lab.world_cli import world_app
 from poisonproof.logsetup import FORMATS, configure
 from poisonproof.net.address import parse_address
@@ -55,6 +56,7 @@ lab_app = typer.Typer(no_args_is_help=True, help="The poisoning lab: worlds, att
 app.add_typer(lab_app, name="lab")
 lab_app.add_typer(world_app, name="world")
 lab_app.command("attack")(lab_attack)
+lab_app.command("flood")(lab_flood)
 
 
 @lab_app.command("sweep")

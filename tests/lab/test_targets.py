@@ -39,6 +39,7 @@ from poisonproof.lab.targets import (
     TargetSpec,
     find_binary,
     lab_forward_zones,
+    parse_metrics,
     parse_udp_counters,
     supports_weakened,
     target_binary,
@@ -275,6 +276,19 @@ def test_udp_counters() -> None:
     assert through["InDatagrams"] >= mine["InDatagrams"]
 
 
+def test_parse_metrics() -> None:
+    text = (
+        "# HELP poisonproof_spoof_alarms_total x\n# TYPE poisonproof_spoof_alarms_total counter\n"
+        "poisonproof_spoof_alarms_total 3.0\n"
+        "# HELP poisonproof_events_total x\n# TYPE poisonproof_events_total counter\n"
+        'poisonproof_events_total{event="bogus"} 2.0\n'
+        "# HELP poisonproof_upstream_queries_total x\n"
+        "# TYPE poisonproof_upstream_queries_total counter\n"
+        'poisonproof_upstream_queries_total{protocol="tcp"} 7.0\n'
+    )
+    assert parse_metrics(text) == {"spoof_alarms": 3, "bogus": 2, "upstream_queries.tcp": 7}
+
+
 def test_a_target_that_does_not_start_says_why(tmp_path: Path) -> None:
     target = Target(spec("poisonproof", False, tmp_path, extra=("no_such_key = 1",)), tmp_path)
     with pytest.raises(TargetError, match=r"(?s)poisonproof \(stock\) exited .*no-such-key"):
@@ -411,8 +425,10 @@ def test_cache_dump_and_counters(live: Any, name: str) -> None:
         else:
             assert counted is None
         assert run["namespace_udp"]["InDatagrams"] > run["upstream_udp_queries"]
-        if name in ("unbound", "knot-resolver", "pdns-recursor", "bind9", "dnsmasq"):
-            assert run["stats"], "its own counters"
+        assert run["stats"], "its own counters"
+        if name == "poisonproof":  # read from its Prometheus metrics
+            assert run["stats"]["queries"] >= len(WARM) + len(FRESH), run["stats"]
+            assert run["stats"]["upstream_queries.udp"] > 0, run["stats"]
     assert result["version"]
     assert result["notes"]
     if name == "unbound" and unbound_knows_option("iter-scrub-promiscuous"):

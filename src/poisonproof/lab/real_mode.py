@@ -312,6 +312,31 @@ class RealArena:
         counters = udp_counters(lambda argv, **kw: self.net.popen("resolver", argv, **kw))
         return counters.get("InDatagrams", 0), counters.get("RcvbufErrors", 0)
 
+    def attacker_job(self, seed: int) -> dict[str, object]:
+        """The attacker's job (`real_attacker.AttackerJob` as JSON) for one trial."""
+        setting = self.setting
+        return {
+            "resolver": RESOLVER,
+            "victim_servers": [bank_server(i) for i in range(setting.servers)],
+            "attacker": ATTACKER,
+            "attacker_log": str(self.attacker_log),
+            "port": FIXED_PORT if (setting.weakened and setting.tell_port) else None,
+            "rate": setting.rate,
+            "window": setting.window,
+            "budget_packets": setting.budget_packets,
+            "budget_seconds": setting.budget_seconds,
+            "seed": seed,
+            "forgery": setting.forgery_used,
+            "attack": setting.attacker_attack,
+            "mail": MAIL if setting.attack == "mail" else None,
+            "forwarder": FORWARDER if setting.attack == "forwarder" else None,
+            "ttl": setting.ttl,
+            "duplicates": setting.duplicates,
+            "mail_names": sim_arena.MAIL_NAMES,
+            "stop_at_first_win": setting.stop_at_first_win,
+            "paced": setting.paced,
+        }
+
     def run_trial(self, seed: int) -> TrialResult:
         setting = self.setting
         target = self.target(seed)
@@ -319,27 +344,7 @@ class RealArena:
         capture = self._capture(seed) if setting.pcap_dir else None
         try:
             before = self.udp_received()
-            job = {
-                "resolver": RESOLVER,
-                "victim_servers": [bank_server(i) for i in range(setting.servers)],
-                "attacker": ATTACKER,
-                "attacker_log": str(self.attacker_log),
-                "port": FIXED_PORT if (setting.weakened and setting.tell_port) else None,
-                "rate": setting.rate,
-                "window": setting.window,
-                "budget_packets": setting.budget_packets,
-                "budget_seconds": setting.budget_seconds,
-                "seed": seed,
-                "forgery": setting.forgery_used,
-                "attack": setting.attacker_attack,
-                "mail": MAIL if setting.attack == "mail" else None,
-                "forwarder": FORWARDER if setting.attack == "forwarder" else None,
-                "ttl": setting.ttl,
-                "duplicates": setting.duplicates,
-                "mail_names": sim_arena.MAIL_NAMES,
-                "stop_at_first_win": setting.stop_at_first_win,
-                "paced": setting.paced,
-            }
+            job = self.attacker_job(seed)
             started = time.monotonic()
             done = self.net.run(
                 "attacker",

@@ -209,7 +209,8 @@ class TargetSpec:
     trust_anchor: Path | None = None
     """DS/DNSKEY records of the root in zone-file format: validate. None: do not."""
     control_port: int = 953
-    """BIND only: the rndc control channel's TCP port on `listen`."""
+    """BIND: the rndc control channel's TCP port on `listen`; ours: the port of its
+    Prometheus metrics (`serve --metrics`), which `Target.stats` reads."""
     forward_zones: tuple[tuple[str, tuple[str, ...]], ...] = ()
     """dnsmasq only (it forwards, it never iterates): (zone, server addresses) pairs.
     Empty: every zone of the lab world whose root servers the hints name."""
@@ -920,7 +921,8 @@ class Target:
             return [binary, f"--config-dir={self.workdir}"]
         if self.name == "dnsmasq":
             return [binary, "-k", f"--conf-file={conf}"]
-        return [binary, "-m", "poisonproof", "serve", "--config", conf]
+        metrics = f"{self.spec.listen}:{self.spec.control_port}"
+        return [binary, "-m", "poisonproof", "serve", "--config", conf, "--metrics", metrics]
 
     def _write_files(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -1189,13 +1191,14 @@ class Target:
         return text
 
     def stats(self) -> dict[str, int]:
-        """The target's own counters (name -> value); empty where it has none (ours).
+        """The target's own counters (name -> value).
 
         Unbound `unbound-control stats_noreset`; BIND `rndc stats` (summed over views);
         PowerDNS `rec_control get-all`; Knot Resolver `worker.stats()` and `stats.list()`
         through its control socket (prefixed `worker.` and `stats.`); dnsmasq its CHAOS
         TXT counters (`hits.bind`, ..., and `servers.bind` as `queries sent IP#PORT` /
-        `queries failed IP#PORT`).
+        `queries failed IP#PORT`); ours its Prometheus metrics (`spoof_alarms`,
+        `unwanted_replies`, ..., and each `poisonproof_events_total{event}` by event name).
         """
         self._require_running()
         if self.name == "unbound":
@@ -1214,7 +1217,15 @@ class Target:
             return self._kresd_stats()
         if self.name == "dnsmasq":
             return self._dnsmasq_stats()
-        return {}
+        return self._metrics_stats()
+
+    def _metrics_stats(self) -> dict[str, int]:
+        url = f"http://{self.spec.listen}:{self.spec.control_port}/metrics"
+        script = (
+            "import sys, urllib.request; "
+            "sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())"
+        )
+        return parse_metrics(self._run_ok([sys.executable, "-c", script, url]))
 
     def _bind_stats(self) -> dict[str, int]:
         stats = self.workdir / "named.stats"
@@ -1324,6 +1335,23 @@ class Target:
         if key is None:
             return None
         return self.stats().get(key, 0)
+
+
+def parse_metrics(text: str, prefix: str = "poisonproof_") -> dict[str, int]:
+    """Prometheus text -> counters: `poisonproof_spoof_alarms_total 3` as `spoof_alarms`,
+    a sample labelled `event="x"` as `x`, other labelled samples as `name.value`."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[str, int] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            name = sample.name.removeprefix(prefix).removesuffix("_total")
+            if "event" in sample.labels:
+                name = sample.labels["event"]
+            elif sample.labels:
+                name = name + "." + ".".join(sample.labels.values())
+            out[name] = int(sample.value)
+    return out
 
 
 def _recv_exactly(sock: socket.socket, size: int) -> bytes:
