@@ -70,3 +70,19 @@ def test_the_query_log_records_what_the_resolver_sent(tmp_path: Path) -> None:
 def test_a_negative_delay_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="delay"):
         _exchange(tmp_path, -1.0, None)
+
+
+def test_the_query_log_does_not_parse_a_compression_bomb(tmp_path: Path) -> None:
+    import time
+
+    from poisonproof.net.base import Via
+    from poisonproof.server.auth_server import AuthServer as Server
+    from tests.resolver.test_abuse import bomb
+
+    zone = tmp_path / "bank.zone"
+    zone.write_text(ZONE)
+    log = io.StringIO()
+    server = Server(Simulation(seed=1).network, [f"bank.example.={zone}"], [SERVER], query_log=log)
+    server._log_query(bomb(response=False), CLIENT, Via.UDP)  # dnspython: seconds of work
+    (record,) = [json.loads(line) for line in log.getvalue().splitlines()]
+    assert "too costly" in record["error"] and "qname" not in record

@@ -24,6 +24,7 @@ from poisonproof.auth.rrl import ResponseRateLimiter
 from poisonproof.auth.zones import ZoneError, load_zones
 from poisonproof.net.base import DEFAULT_TCP_LIMITS, Address, Network, Service, TcpLimits, Via
 from poisonproof.server.listeners import describe, start_listeners
+from poisonproof.wire.guard import QUERY_LABELS, within_budget
 
 log = logging.getLogger("poisonproof.server")
 
@@ -84,6 +85,11 @@ class AuthServer:
             "via": via.value,
             "bytes": len(wire),
         }
+        if not within_budget(wire, QUERY_LABELS):  # a compression bomb: logged unparsed
+            record["error"] = "too costly to parse (compression pointers)"
+            self.query_log.write(json.dumps(record) + "\n")
+            self.query_log.flush()
+            return
         try:
             message = dns.message.from_wire(wire)
         except Exception as error:  # a record of what came, never a reason to fail
