@@ -73,7 +73,6 @@ def test_a_negative_delay_is_refused(tmp_path: Path) -> None:
 
 
 def test_the_query_log_does_not_parse_a_compression_bomb(tmp_path: Path) -> None:
-    import time
 
     from poisonproof.net.base import Via
     from poisonproof.server.auth_server import AuthServer as Server
