@@ -332,6 +332,10 @@ def serve(
         int | None, typer.Option(help="Send every upstream query from this one port (labs).")
     ] = None,
     upstream_port: Annotated[int | None, typer.Option(help="Port of upstream servers.")] = None,
+    zone_fetch_rate: Annotated[
+        int | None,
+        typer.Option(help="Upstream queries per second to one zone (0: no limit; 1000)."),
+    ] = None,
     allow: Annotated[list[str], typer.Option(help="Client CIDR allowed; repeatable.")] = [],  # noqa: B006
     ready_file: Annotated[
         Path | None, typer.Option(help="Write bound addresses when ready.")
@@ -382,6 +386,7 @@ def serve(
         port_pool=port_pool,
         query_port=query_port,
         upstream_port=upstream_port,
+        zone_fetch_rate=zone_fetch_rate,
         allow=allow,
     )
     settings = _resolver_settings(config, **flags)

@@ -53,3 +53,14 @@ def test_query_port_holds_every_upstream_query_to_one_port(tmp_path):
     assert defenses.port_pool == 1 and defenses.fixed_port == 33333
     with pytest.raises(SettingsError, match="query-port"):
         Settings.load(None, {"query_port": 53}).build_defenses()
+
+
+def test_the_zone_fetch_limit_is_a_setting(tmp_path):
+    config = tmp_path / "resolver.toml"
+    config.write_text("zone-fetch-rate = 50\n")
+    resolver = Settings.load(config, {}).build(SystemClock()).resolver
+    assert resolver.config.zone_fetch_rate == 50.0
+    off = Settings.load(config, {"zone_fetch_rate": 0}).build(SystemClock()).resolver
+    assert off.config.zone_fetch_rate == 0.0
+    with pytest.raises(SettingsError, match="zone-fetch-rate"):
+        Settings.load(None, {"zone_fetch_rate": -1}).build(SystemClock())

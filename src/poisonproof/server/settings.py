@@ -57,6 +57,9 @@ class Settings:
     allow: list[str] = field(default_factory=lambda: list(DEFAULT_ALLOW))
     upstream_port: int = 53
     cache_size: int = 200_000
+    zone_fetch_rate: int = 1_000
+    """Upstream queries per second to one zone's servers (Unbound's `ratelimit`): a
+    random-subdomain flood cannot hammer the victim zone; 0 turns the limit off."""
 
     @classmethod
     def load(cls, config: Path | None, overrides: dict[str, Any]) -> Settings:
@@ -172,6 +175,8 @@ class Settings:
                 v6 = address
         if not self.ipv4 and not self.ipv6:
             raise SettingsError("ipv4 and ipv6 are both off: no upstream server is reachable")
+        if self.zone_fetch_rate < 0:
+            raise SettingsError("zone-fetch-rate: expected 0 (off) or queries per second > 0")
         return ResolverConfig(
             port=self.upstream_port,
             outgoing_v4=v4,
@@ -180,6 +185,7 @@ class Settings:
             ipv6=self.ipv6,
             query_localhost=self.query_localhost,
             forwarders=self.forwarders(),
+            zone_fetch_rate=float(self.zone_fetch_rate),
         )
 
     def build(
