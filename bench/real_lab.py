@@ -149,7 +149,8 @@ def markdown(
         "Each target is held to one query port (ours: `--query-port`, the `2008` preset; "
         "Unbound: `outgoing-port-permit`; BIND 9: `query-source port`). The victim's server "
         "holds each answer for the window (this kernel has no netem); the attacker floods "
-        f"{a.rate * a.window:,.0f} forged replies per window through a raw socket. "  # type: ignore[attr-defined]
+        f"{a.rate * a.window:,.0f} forged replies per window through a raw socket, paced at "  # type: ignore[attr-defined]
+        f"{a.rate:,.0f}/s. "  # type: ignore[attr-defined]
         "A trial ends at the first window in which a forged reply was accepted (the "
         "trigger's answer carried the attacker's address). RFC 5452 §7 with P = 1: "
         "P_s = R·W/(N·I); at the rate sent, and at the share the target's socket delivered "
