@@ -94,7 +94,9 @@ def run_demo(out_dir: Path = Path("out"), trials: int = 20) -> Path:
     console.print(
         "The default resolver draws its source port from 64,512 and its ID from 65,536 values\n"
         "and randomizes the case of the name (0x20): one forged reply in ~2^47 could match,\n"
-        "and a near miss sends the query over TCP. DNSSEC (later) makes even a match worthless."
+        "and a near miss sends the query over TCP. For a signed zone DNSSEC validation makes\n"
+        "even a match worthless (`lab attack kaminsky --signed --defenses 2008+dnssec`); real\n"
+        "packets: `lab attack kaminsky --mode real` (docs/real-lab.md)."
     )
     page = build_report(records, out_dir / "report")
     console.print(f"records: {records}   report: {page}   ({time.perf_counter() - started:.1f} s)")
