@@ -112,6 +112,13 @@ def wait_gone(pid: int, seconds: float = 5) -> bool:
     return True
 
 
+def _default_signals() -> None:
+    # a test run started in the background (`cmd &`, nohup) passes SIGINT ignored to its
+    # children; the child must see SIGINT/SIGTERM as a user's terminal would send them
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def python_child(code: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": SRC}
     return subprocess.Popen(
@@ -121,6 +128,7 @@ def python_child(code: str) -> subprocess.Popen:
         text=True,
         env=env,
         start_new_session=True,
+        preexec_fn=_default_signals,
     )
 
 
@@ -294,7 +302,11 @@ def test_teardown_on_exit_leaves_nothing_and_restores_handlers():
         assert sorted(namespaces_with(tag)) == sorted(
             [f"pp-{os.getpid()}-{tag}-{n}" for n in ("a", "b", "hub")]
         )
-        assert signal.getsignal(signal.SIGINT) is netns._on_signal
+        # ours while the lab is up; a signal ignored on purpose (a run under nohup or `&`)
+        # stays ignored
+        expected = signal.SIG_IGN if before[0] == signal.SIG_IGN else netns._on_signal
+        assert signal.getsignal(signal.SIGINT) == expected
+        assert signal.getsignal(signal.SIGTERM) is netns._on_signal or before[1] == signal.SIG_IGN
         sleeper = built.popen("a", ["sleep", "60"])
     assert namespaces_with(tag) == []
     assert sleeper.returncode is not None and gone(sleeper.pid)
