@@ -179,10 +179,17 @@ async def _serve_until_signalled(
     loop.add_signal_handler(signal.SIGHUP, reload)
     if operations is not None:
         loop.add_signal_handler(signal.SIGUSR1, operations.save_cache)
+        loop.add_signal_handler(signal.SIGUSR2, operations.load_cache)
     try:
         await stop.wait()
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
+        for signum in (
+            signal.SIGTERM,
+            signal.SIGINT,
+            signal.SIGHUP,
+            signal.SIGUSR1,
+            signal.SIGUSR2,
+        ):
             loop.remove_signal_handler(signum)
         systemd.notify("STOPPING=1")
         await server.stop()
@@ -612,6 +619,38 @@ def audit(
     code = audit_main(argv)
     if code:
         raise typer.Exit(code)
+
+
+@cache_app.command("dump")
+def cache_dump(
+    pid: Annotated[int, typer.Option(help="PID of a `poisonproof serve` with --cache-file.")],
+    out: Annotated[Path | None, typer.Option(help="Also copy the written file here.")] = None,
+) -> None:
+    """Make a running resolver write its cache file now (SIGUSR1) and wait for it."""
+    from poisonproof.server.cache_control import CacheControlError
+    from poisonproof.server.cache_control import dump as dump_running
+
+    try:
+        path = dump_running(pid, out)
+    except (CacheControlError, OSError) as error:
+        raise _fail(str(error)) from None
+    print(path)
+
+
+@cache_app.command("load")
+def cache_load(
+    cache_file: Annotated[Path, typer.Argument(help="A file written by a cache dump.")],
+    pid: Annotated[int, typer.Option(help="PID of a `poisonproof serve` with --cache-file.")],
+) -> None:
+    """Merge a cache file into a running resolver's cache (it replaces the server's cache
+    file, then SIGUSR2 makes the server load it; expired entries are skipped)."""
+    from poisonproof.server.cache_control import CacheControlError
+    from poisonproof.server.cache_control import load as load_running
+
+    try:
+        load_running(pid, cache_file)
+    except (CacheControlError, OSError) as error:
+        raise _fail(str(error)) from None
 
 
 @cache_app.command("show")

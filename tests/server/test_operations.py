@@ -5,6 +5,7 @@ in-flight queries."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -247,3 +248,56 @@ def test_sigterm_answers_queries_in_flight(start_resolver_process, slow_root, tm
     tcp_reply = dns.message.from_wire(data)
     assert tcp_reply.id == tcp_query.id and tcp_reply.answer[0][0].address == "192.0.2.7"
     assert server.proc.wait(10) == 0
+
+
+def test_cache_dump_and_load_on_running_servers(start_resolver_process, world_thread, tmp_path):
+    first = start_resolver_process(
+        *world_args(world_thread, tmp_path), "--cache-file", str(tmp_path / "first.jsonl")
+    )
+    assert ask(first, "portal.bank.example").rcode() == dns.rcode.NOERROR
+    dumped = tmp_path / "dumped.jsonl"
+    done = subprocess.run(
+        [sys.executable, "-m", "poisonproof", "cache", "dump", "--pid", str(first.proc.pid)]
+        + ["--out", str(dumped)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "www.bank.example." in dumped.read_text()
+    # a running server with no reachable upstream and an empty cache takes the dump
+    second = start_resolver_process(
+        "--root-hints",
+        str(world_thread.hints_file(tmp_path)),
+        "--upstream-port",
+        str(free_port("127.0.0.2")),
+        "--query-localhost",
+        "on",
+        "--cache-file",
+        str(tmp_path / "second.jsonl"),
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-m", "poisonproof", "cache", "load", str(dumped)]
+        + ["--pid", str(second.proc.pid)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    wait_for(lambda: "entries loaded" in second.log)
+    reply = ask(second, "portal.bank.example")
+    assert reply.rcode() == dns.rcode.NOERROR and reply.answer[-1][0].address == "192.0.2.80"
+    # not a cache file, not a serve process, no cache file: clear errors, nothing signalled
+    junk = tmp_path / "junk.txt"
+    junk.write_text("hello\n")
+    for argv, words in (
+        (["load", str(junk), "--pid", str(second.proc.pid)], "not a poisonproof cache file"),
+        (["dump", "--pid", str(os.getpid())], "is not `poisonproof serve`"),
+    ):
+        failed = subprocess.run(
+            [sys.executable, "-m", "poisonproof", "cache", *argv],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert failed.returncode != 0 and words in failed.stdout + failed.stderr, failed

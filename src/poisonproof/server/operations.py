@@ -2,8 +2,9 @@
 
 Owns: their lifetime in order: systemd sockets and the cache file before the listeners
 start, the metrics endpoint and dnstap tap once the server exists, settings reloads
-(SIGHUP), cache saves on request (SIGUSR1), and at stop (after in-flight queries were
-answered) the cache save, the dnstap STOP frame and the metrics endpoint's close.
+(SIGHUP), cache saves on request (SIGUSR1) and loads into the running cache (SIGUSR2),
+and at stop (after in-flight queries were answered) the cache save, the dnstap STOP frame
+and the metrics endpoint's close.
 Must never: hold up a query: every feature here is off unless asked for, and the ones on
 read counters or copy messages without waiting on them.
 """
@@ -121,6 +122,26 @@ class Operations:
             log.error("cache file %s not written: %s", path, error.strerror or error)
             return
         log.info("cache file %s: %d entries saved", path, count)
+
+    def load_cache(self) -> None:
+        """SIGUSR2: merge the cache file into the running cache (`poisonproof cache load`)."""
+        path = self.config.cache_file
+        if path is None:
+            log.warning("no --cache-file: nothing to load the cache from")
+            return
+        try:
+            result = load(self.server.resolver.cache, path)
+        except (CacheFileError, OSError, ValueError) as error:
+            log.error("cache file not loaded: %s", error)
+            return
+        self._keep_file = False
+        log.info(
+            "cache file %s: %d entries loaded, %d expired, %d unreadable",
+            path,
+            result.loaded,
+            result.expired,
+            result.bad_lines,
+        )
 
     def close(self) -> None:
         """After the server stopped: save the cache, finish dnstap, stop the metrics."""
