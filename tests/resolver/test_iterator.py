@@ -248,3 +248,47 @@ def test_a_single_server_that_drops_one_query_is_asked_again(world):
     assert texts(answer) == ["www.victim.test. 300 IN A 192.0.2.80"]
     retry = [ex for ex in world.exchanges if ex.query.server[0] == "10.0.0.3"]
     assert len(retry) == 2 and retry[1].timeout > retry[0].timeout  # backed off
+
+
+def test_trace_events_are_made_only_when_a_trace_is_asked_for(world, monkeypatch):
+    import poisonproof.resolver.iterator as iterator
+
+    described: list[object] = []
+    real = iterator._describe
+    monkeypatch.setattr(iterator, "_describe", lambda s: described.append(s) or real(s))
+    quiet = world.resolver(PLAIN, "10.0.0.1")
+    assert world.run(quiet, "www.victim.test").rcode == dns.rcode.NOERROR
+    assert described == []  # nobody asked: no outcome text was written
+    events: list[iterator.TraceEvent] = []
+    traced = world.resolver(PLAIN, "10.0.0.1")
+    assert world.run(traced, "www.victim.test", trace=events).rcode == dns.rcode.NOERROR
+    assert len(events) == len(described) == 4  # priming, root, TLD, zone
+    assert events[-1].question == "www.victim.test. A"
+    assert events[-1].outcome.startswith("answer: www.victim.test. A 192.0.2.80")
+
+
+def test_each_upstream_reply_is_vetted_and_parsed_once(world, monkeypatch):
+    import dns.message
+
+    import poisonproof.resolver.outgoing as outgoing
+
+    vetted: list[bytes] = []
+    real_budget = outgoing.within_budget
+    monkeypatch.setattr(
+        outgoing, "within_budget", lambda w, n: vetted.append(w) or real_budget(w, n)
+    )
+    parsed: list[bytes] = []
+    real_parse = dns.message.from_wire
+    monkeypatch.setattr(  # replies only (QR set): the engines parse the queries
+        dns.message,
+        "from_wire",
+        lambda w, *a, **k: (parsed.append(w) if w[2] & 0x80 else None) or real_parse(w, *a, **k),
+    )
+    resolver = world.resolver(DEFAULT, "10.0.0.1")
+    answer = world.run(resolver, "far.victim.test")
+    assert answer.rcode == dns.rcode.NOERROR
+    replies = len(world.exchanges)
+    assert replies >= 4
+    assert len(vetted) == replies  # the compression-bomb test once per reply, in check()
+    assert len(parsed) == replies  # and one parse, shared by check() and the iterator
+    assert sorted(parsed) == sorted(vetted)

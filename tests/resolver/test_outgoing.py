@@ -5,11 +5,16 @@ from __future__ import annotations
 import dataclasses
 import random
 
+import dns.edns
+import dns.flags
 import dns.message
 import dns.name
+import dns.rdataclass
+import dns.rdatatype
+import pytest
 
 from poisonproof.resolver.defenses import DEFAULT, PRE_2008, PRESETS, TxidStrategy, preset
-from poisonproof.resolver.outgoing import Entropy, QueryFactory
+from poisonproof.resolver.outgoing import EDNS_PAYLOAD, Entropy, QueryFactory, query_wire
 
 SERVER = ("192.0.2.53", 53)
 NAME = dns.name.from_text("www.example.")
@@ -80,3 +85,73 @@ def test_every_preset_builds_and_ablations_change_one_thing():
             assert len(changed) == 1, name
         assert preset(name) is defenses
     assert PRE_2008.describe().startswith("txid=random16")
+
+
+def _dnspython_query(
+    txid: int,
+    name: dns.name.Name,
+    qtype: int,
+    rd: bool,
+    edns_flags: int | None,
+    cookie: bytes | None,
+    server_cookie: bytes,
+) -> bytes:
+    """How the factory used to build queries: dnspython's message objects."""
+    query = dns.message.make_query(name, qtype, dns.rdataclass.IN)
+    if not rd:
+        query.flags &= ~dns.flags.RD
+    query.id = txid
+    if edns_flags is not None:
+        options: list[dns.edns.Option] = []
+        if cookie is not None:
+            options.append(dns.edns.CookieOption(cookie, server_cookie))
+        query.use_edns(0, edns_flags, EDNS_PAYLOAD, options=options)
+    return query.to_wire()
+
+
+@pytest.mark.parametrize("rd", [False, True])
+@pytest.mark.parametrize("edns_flags", [None, 0, dns.flags.DO])
+@pytest.mark.parametrize("server_cookie", [None, b"", b"S" * 8, b"T" * 32])
+@pytest.mark.parametrize("name", ["WwW.ExAmPlE.", ".", "a.b.c.d.e.f.g.h.example."])
+def test_query_wire_is_what_dnspython_renders(
+    rd: bool, edns_flags: int | None, server_cookie: bytes | None, name: str
+) -> None:
+    qname = dns.name.from_text(name)
+    cookie = None if server_cookie is None or edns_flags is None else b"C" * 8
+    wire = query_wire(
+        0xBEEF,
+        qname,
+        dns.rdatatype.AAAA,
+        recursion_desired=rd,
+        edns_flags=edns_flags,
+        cookie=None if cookie is None else cookie + (server_cookie or b""),
+    )
+    assert wire == _dnspython_query(
+        0xBEEF, qname, dns.rdatatype.AAAA, rd, edns_flags, cookie, server_cookie or b""
+    )
+
+
+def test_made_queries_match_dnspython_and_make_no_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    factory = QueryFactory(DEFAULT, Entropy(random.Random(7)))
+    made: list[object] = []
+    real = dns.message.make_query
+    monkeypatch.setattr(dns.message, "make_query", lambda *a, **k: made.append(a) or real(*a, **k))
+    server = ("192.0.2.53", 53)
+    for dnssec_ok in (False, True):
+        query = factory.make(
+            dns.name.from_text("www.example."),
+            dns.rdatatype.A,
+            server,
+            use_0x20=True,
+            server_cookie=b"S" * 16,
+            dnssec_ok=dnssec_ok,
+        )
+        parsed = dns.message.from_wire(query.wire)
+        assert parsed.id == query.txid and not parsed.flags & dns.flags.RD
+        assert parsed.question[0].name.to_wire() == query.sent_name.to_wire()
+        assert parsed.payload == EDNS_PAYLOAD
+        assert bool(parsed.ednsflags & dns.flags.DO) == dnssec_ok
+        cookie = parsed.options[0]
+        assert cookie.client == factory.client_cookie(server) == query.client_cookie
+        assert cookie.server == b"S" * 16
+    assert made == []  # built directly, no dnspython message

@@ -23,7 +23,6 @@ import json
 import random
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ import dns.query
 from poisonproof.lab.attacks import TrialResult
 from poisonproof.lab.audit import AuditReport, analyse, card
 from poisonproof.lab.real_attacker import AttackerJob, run
+from poisonproof.lab.real_mode import auth_argv, stop_processes
 from poisonproof.lab.spoofer import UnsafeTarget
 
 ZONE = "audit.poisonproof.example."
@@ -175,14 +175,12 @@ class LoopbackProbe:
     def _server(
         self, name: str, zones: list[str], address: str, delay: float, log: Path | None
     ) -> None:
-        argv = [sys.executable, "-m", "poisonproof", "auth"]
-        for zone in zones:
-            argv += ["--zone", str(self.workdir / zone)]
-        argv += ["--listen", f"{address}:{self.addresses.port}"]
-        if delay:
-            argv += ["--answer-delay", str(delay)]
-        if log is not None:
-            argv += ["--query-log", str(log)]
+        argv = auth_argv(
+            [self.workdir / zone for zone in zones],
+            [f"{address}:{self.addresses.port}"],
+            delay,
+            log,
+        )
         out = (self.workdir / f"{name}.log").open("wb")
         self.processes.append(subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT))
 
@@ -222,15 +220,7 @@ class LoopbackProbe:
         raise AuditSetupError(f"the probe server {address} did not answer within {timeout}s")
 
     def close(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        self.processes.clear()
+        stop_processes(self.processes)
 
     def logged(self, log: Path) -> list[dict[str, object]]:
         if not log.exists():

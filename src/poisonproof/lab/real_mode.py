@@ -128,6 +128,36 @@ class RealSetting:
 REAL_ATTACKS = ("kaminsky", "kaminsky-answer", "birthday", "mail", "forwarder", "classic")
 
 
+def auth_argv(
+    zones: Sequence[Path], listen: Sequence[str], delay: float = 0.0, log: Path | None = None
+) -> list[str]:
+    """`poisonproof auth` serving `zones` on each `IP:PORT` of `listen`, each answer held
+    `delay` seconds, every query logged to `log`."""
+    argv = [sys.executable, "-m", "poisonproof", "auth"]
+    for zone in zones:
+        argv += ["--zone", str(zone)]
+    for address in listen:
+        argv += ["--listen", address]
+    if delay:
+        argv += ["--answer-delay", str(delay)]
+    if log is not None:
+        argv += ["--query-log", str(log)]
+    return argv
+
+
+def stop_processes(processes: list[subprocess.Popen[bytes]], grace: float = 5.0) -> None:
+    """SIGTERM each, wait up to `grace` seconds, SIGKILL what is left; empties the list."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    processes.clear()
+
+
 def _hosts(setting: RealSetting) -> dict[str, list[str]]:
     hosts = {
         "root": [ROOT],
@@ -169,15 +199,7 @@ class RealArena:
         self.close()
 
     def close(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        self.processes.clear()
+        stop_processes(self.processes)
         self.net.__exit__(None, None, None)
 
     @property
@@ -198,15 +220,7 @@ class RealArena:
         delay: float = 0.0,
         log: Path | None = None,
     ) -> None:
-        argv = [sys.executable, "-m", "poisonproof", "auth"]
-        for zone in zones:
-            argv += ["--zone", str(zone)]
-        for address in listen:
-            argv += ["--listen", f"{address}:53"]
-        if delay:
-            argv += ["--answer-delay", str(delay)]
-        if log is not None:
-            argv += ["--query-log", str(log)]
+        argv = auth_argv(zones, [f"{address}:53" for address in listen], delay, log)
         out = (self.workdir / f"{host}.log").open("wb")
         self.processes.append(self.net.popen(host, argv, stdout=out, stderr=subprocess.STDOUT))
 

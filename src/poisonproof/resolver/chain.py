@@ -565,7 +565,8 @@ def _sig_in(rrset: dns.rrset.RRset, sigs: list[dns.rrset.RRset]) -> dns.rrset.RR
 def _note(budget: Budget, question: str, outcome: str) -> None:
     from poisonproof.resolver.iterator import TraceEvent
 
-    budget.trace.append(TraceEvent(None, question, outcome, role="validator"))
+    if budget.tracing:
+        budget.trace.append(TraceEvent(None, question, outcome, role="validator"))
 
 
 def _describe_keys(entry: KeyEntry, anchor: dns.name.Name | None) -> str:

@@ -16,6 +16,7 @@ Must never: do I/O, sleep, or read the system clock; time comes from the injecte
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 from collections.abc import Callable, Generator
@@ -48,7 +49,6 @@ from poisonproof.resolver.infra import Infrastructure
 from poisonproof.resolver.outgoing import Entropy, OutgoingQuery, QueryFactory
 from poisonproof.resolver.scrubber import ReplyKind, Scrubbed, scrub
 from poisonproof.resolver.validator import CryptoBudget, Security, Verdict
-from poisonproof.wire.guard import REPLY_LABELS, within_budget
 
 log = logging.getLogger("poisonproof.resolver")
 
@@ -137,6 +137,8 @@ class Budget:
     upstream: int = 0
     resolving: set[tuple[dns.name.Name, int]] = field(default_factory=set)
     trace: list[TraceEvent] = field(default_factory=list)
+    tracing: bool = False
+    """A caller asked for `trace`: only then are its events (text) made."""
     failure: tuple[int, str] | None = None
     crypto: CryptoBudget = field(default_factory=CryptoBudget)
     hashes: HashBudget = field(default_factory=HashBudget)
@@ -203,6 +205,7 @@ class Resolver:
         budget = Budget(started=self.clock.monotonic())
         if trace is not None:
             budget.trace = trace
+            budget.tracing = True
         try:
             return (yield from self._resolve(qname, qtype, budget, depth=0))
         except Failure as failure:
@@ -475,15 +478,15 @@ class Resolver:
     def _usable(self, servers: list[Address]) -> list[Address]:
         usable = []
         for address, port in servers:
-            ip = ipaddress.ip_address(address)
-            if ip.version == 4 and not self.config.ipv4:
+            version, loopback, never = _address_kind(address)
+            if version == 4 and not self.config.ipv4:
                 continue
-            if ip.version == 6 and not self.config.ipv6:
+            if version == 6 and not self.config.ipv6:
                 continue
-            if ip.is_loopback and not self.config.query_localhost:
+            if loopback and not self.config.query_localhost:
                 self._loopback_skipped = True
                 continue
-            if ip.is_unspecified or ip.is_multicast:
+            if never:
                 continue
             usable.append((address, port))
         return usable
@@ -570,7 +573,7 @@ class Resolver:
         defenses = self.defenses
         state = self.infra.state(server)
         tcp = self.infra.tcp_only(zone, self.clock.monotonic())
-        question = f"{name} {dns.rdatatype.to_text(qtype)}"
+        question = f"{name} {dns.rdatatype.to_text(qtype)}" if budget.tracing else ""
         for _attempt in range(4):
             self._check_budget(budget)
             if not self.fetch_limit.allow(zone, self.clock.monotonic()):
@@ -596,7 +599,7 @@ class Resolver:
                 timeout=state.timeout(),
                 source=None if tcp else (outgoing, self.factory.source_port()),
                 new_port=self.factory.source_port,
-                merge_key=(name.to_text().lower(), qtype, server)
+                merge_key=(name, qtype, server)  # names compare and hash case-blind
                 if defenses.merge_duplicates and not tcp
                 else None,
             )
@@ -627,10 +630,10 @@ class Resolver:
                 tcp = True
                 continue
             try:
-                if not within_budget(result.wire, REPLY_LABELS):
+                reply = query.parsed(result.wire)  # check() parsed what it accepted
+                if reply is None:
                     self.count("too_costly_replies")
                     raise ValueError("names too costly to decompress (a compression bomb)")
-                reply = query.parsed(result.wire)  # check() parsed what it accepted
             except Exception as error:
                 budget.trace.append(TraceEvent(server, question, f"unparsable reply: {error}"))
                 return None
@@ -654,7 +657,10 @@ class Resolver:
             scrubbed.server = server
             if scrubbed.dropped:
                 self.count("scrubbed_records", len(scrubbed.dropped))
-            budget.trace.append(TraceEvent(server, question, _describe(scrubbed), scrubbed.dropped))
+            if budget.tracing:
+                budget.trace.append(
+                    TraceEvent(server, question, _describe(scrubbed), scrubbed.dropped)
+                )
             return scrubbed
         return None
 
@@ -709,6 +715,14 @@ class Resolver:
             self.cache.put_negative(scrubbed.final_name, None, scrubbed.soa, rank, proofs)
         elif scrubbed.kind is ReplyKind.NODATA:
             self.cache.put_negative(scrubbed.final_name, qtype, scrubbed.soa, rank, proofs)
+
+
+@functools.lru_cache(maxsize=4096)
+def _address_kind(address: str) -> tuple[int, bool, bool]:
+    """(IP version, loopback, unspecified or multicast) of a server address, remembered:
+    the same few name server addresses are classified on every step of every resolution."""
+    ip = ipaddress.ip_address(address)
+    return ip.version, ip.is_loopback, ip.is_unspecified or ip.is_multicast
 
 
 def _describe(scrubbed: Scrubbed) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import struct
 from dataclasses import dataclass, field
 
 import dns.edns
@@ -20,6 +21,7 @@ import dns.flags
 import dns.message
 import dns.name
 import dns.rdataclass
+import dns.rdatatype
 
 from poisonproof.net.base import Address
 from poisonproof.resolver.defenses import EPHEMERAL_PORTS, Defenses, TxidStrategy
@@ -107,26 +109,61 @@ class QueryFactory:
         recursion_desired: bool = False,
     ) -> OutgoingQuery:
         sent_name = self.randomize_case(qname) if use_0x20 else qname
-        query = dns.message.make_query(sent_name, qtype, dns.rdataclass.IN)
-        if not recursion_desired:
-            query.flags &= ~dns.flags.RD
-        query.id = self.txid()
-        cookie = None
-        if use_edns:
-            options: list[dns.edns.Option] = []
-            if self.defenses.cookies:
-                cookie = self.client_cookie(server)
-                options.append(dns.edns.CookieOption(cookie, server_cookie or b""))
-            query.use_edns(0, dns.flags.DO if dnssec_ok else 0, EDNS_PAYLOAD, options=options)
+        txid = self.txid()
+        cookie = self.client_cookie(server) if use_edns and self.defenses.cookies else None
+        wire = query_wire(
+            txid,
+            sent_name,
+            qtype,
+            recursion_desired=recursion_desired,
+            edns_flags=(dns.flags.DO if dnssec_ok else 0) if use_edns else None,
+            cookie=None if cookie is None else cookie + (server_cookie or b""),
+        )
         return OutgoingQuery(
-            wire=query.to_wire(),
-            txid=query.id,
+            wire=wire,
+            txid=txid,
             server=server,
             sent_name=sent_name,
             qtype=qtype,
             client_cookie=cookie,
             exact_case=use_0x20,
         )
+
+
+_OPT_HEAD = struct.Struct("!BHHIH")  # root owner, type OPT, payload size, TTL, rdlength
+
+
+def query_wire(
+    txid: int,
+    name: dns.name.Name,
+    qtype: int,
+    *,
+    recursion_desired: bool = False,
+    edns_flags: int | None = None,
+    cookie: bytes | None = None,
+) -> bytes:
+    """The wire form of a one-question IN query, built directly: byte for byte what
+    `dns.message.make_query` + `use_edns(0, edns_flags, EDNS_PAYLOAD, options)` +
+    `to_wire()` give (a test holds them equal), without making the message objects.
+
+    `edns_flags` None: no OPT record; `cookie`: the COOKIE option's data (client cookie,
+    then the server cookie if any), only with EDNS.
+    """
+    header = struct.pack(
+        "!HHHHHH",
+        txid,
+        dns.flags.RD if recursion_desired else 0,
+        1,
+        0,
+        0,
+        0 if edns_flags is None else 1,
+    )
+    question = name.to_wire() + struct.pack("!HH", qtype, dns.rdataclass.IN)
+    if edns_flags is None:
+        return header + question
+    options = b"" if cookie is None else struct.pack("!HH", COOKIE_OPTION, len(cookie)) + cookie
+    opt = _OPT_HEAD.pack(0, dns.rdatatype.OPT, EDNS_PAYLOAD, edns_flags & 0xFFFF, len(options))
+    return header + question + opt + options
 
 
 @dataclass
@@ -200,11 +237,15 @@ class OutgoingQuery:
             return "bad_cookie"
         return None
 
-    def parsed(self, data: bytes) -> dns.message.Message:
-        """`data` parsed: the parse `check` made when it accepted this very datagram."""
+    def parsed(self, data: bytes) -> dns.message.Message | None:
+        """`data` parsed: the parse `check` made when it accepted this very datagram (which
+        passed the compression-bomb test there), else a new parse; None when its names are
+        too costly to decompress (never parsed)."""
         seen = self._parsed
         if seen is not None and seen[0] is data:
             return seen[1]
+        if not within_budget(data, REPLY_LABELS):
+            return None
         return dns.message.from_wire(data)
 
     def reject(self, reason: str, count: int = 1) -> None:

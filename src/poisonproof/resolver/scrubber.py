@@ -91,13 +91,82 @@ def _in_bailiwick(name: dns.name.Name, zone: dns.name.Name) -> bool:
     return name.is_subdomain(zone)
 
 
+_T = dns.rdatatype.RdataType
+_LOWERED: dict[int, tuple[str, ...]] = {
+    _T.A: (),
+    _T.AAAA: (),
+    _T.TXT: (),
+    _T.DS: (),
+    _T.DNSKEY: (),
+    _T.NSEC: (),  # its next name keeps its case (RFC 6840 §5.1)
+    _T.NSEC3: (),
+    _T.NSEC3PARAM: (),
+    _T.DNAME: ("target",),
+    _T.CAA: (),
+    _T.SSHFP: (),
+    _T.TLSA: (),
+    _T.NS: ("target",),
+    _T.CNAME: ("target",),
+    _T.PTR: ("target",),
+    _T.MX: ("exchange",),
+    _T.SRV: ("target",),
+    _T.SOA: ("mname", "rname"),
+    _T.RRSIG: ("signer",),
+}
+"""For the types replies carry most, the rdata attributes (domain names) that canonical
+form lowercases: exactly those `Rdata.to_digestable` lowercases (a test holds the two
+equal). A type missing here takes the general path, a wire round trip."""
+
+
+def _lowercase(name: dns.name.Name) -> bool:
+    return all(label == label.lower() for label in name.labels)
+
+
+def _canonical_rdata(rdata: dns.rdata.Rdata, fields: tuple[str, ...]) -> dns.rdata.Rdata | None:
+    """`rdata` in canonical form without a wire round trip: itself when the names of
+    `fields` are lowercase already, else a copy with them lowercased; None when an
+    attribute is not the domain name expected (generic rdata): the caller goes the long way.
+    """
+    if not fields:
+        return rdata
+    lowered: dict[str, dns.name.Name] = {}
+    for attribute in fields:
+        name = getattr(rdata, attribute, None)
+        if not isinstance(name, dns.name.Name):
+            return None
+        if not _lowercase(name):
+            lowered[attribute] = name.canonicalize()
+    if not lowered:
+        return rdata
+    state = rdata.__getstate__()  # the pickle protocol: every slot, then the new names
+    state.update(lowered)
+    copy = type(rdata).__new__(type(rdata))
+    copy.__setstate__(state)
+    return copy
+
+
 def canonical(rrset: dns.rrset.RRset) -> dns.rrset.RRset:
     """`rrset` with its owner and the names inside its rdata lowercased (RFC 4034 §6.2).
 
     0x20 randomization puts random case into replies (and, through name compression,
-    into rdata names); the cache keeps and serves one canonical spelling.
+    into rdata names); the cache keeps and serves one canonical spelling. Always a new
+    RRset (the reply's own is never shared). For the types of `_LOWERED` no wire round
+    trip: the (immutable) rdata objects are kept, or copied with their names lowercased;
+    when none changes the set is copied without re-hashing its rdata.
     """
-    out = dns.rrset.RRset(rrset.name.canonicalize(), rrset.rdclass, rrset.rdtype, rrset.covers)
+    owner = rrset.name if _lowercase(rrset.name) else rrset.name.canonicalize()
+    fields = _LOWERED.get(rrset.rdtype)
+    if fields is not None:
+        rdatas = [_canonical_rdata(rdata, fields) for rdata in rrset]
+        if None not in rdatas:
+            out = rrset.copy()  # a shallow copy (same class, type, covers, TTL): no re-hash
+            out.name = owner
+            if any(new is not old for new, old in zip(rdatas, rrset, strict=True)):
+                # rdata compare in canonical form, so the set's members stay distinct and
+                # in order: hashed once each, where `add` would hash twice
+                out.items = dict.fromkeys(rdatas)
+            return out
+    out = dns.rrset.RRset(owner, rrset.rdclass, rrset.rdtype, rrset.covers)
     for rdata in rrset:
         wire = rdata.to_digestable()
         out.add(dns.rdata.from_wire(rrset.rdclass, rrset.rdtype, wire, 0, len(wire)), rrset.ttl)

@@ -1,0 +1,79 @@
+"""The dnspython speed-up writes exactly what dnspython writes, and is in place."""
+
+from __future__ import annotations
+
+import io
+
+import dns.message
+import dns.name
+import dns.rdata
+import dns.rrset
+import pytest
+
+import poisonproof.resolver  # noqa: F401  (installs the speed-up)
+from poisonproof.wire import speedups
+
+NAMES = [
+    "WwW.ExAmPlE.",
+    ".",
+    "a.",
+    "x" * 63 + ".B.c.",
+    "\\000.\\255ab.MiX.",
+    "relative",
+    "Rel.Ative",
+]
+ORIGINS = [None, dns.name.from_text("OrIgIn."), dns.name.from_text("o.")]
+
+
+def test_installed_on_the_pinned_dnspython() -> None:
+    assert speedups.install()
+    assert dns.name.Name.to_wire is speedups._to_wire
+    assert speedups.install()  # twice: still one wrapper, not a wrapper of a wrapper
+
+
+def outcome(method, name, *args) -> tuple[str, bytes | None, bytes]:
+    file = io.BytesIO() if args[0] == "file" else None
+    try:
+        returned = method(name, file, *args[1:])
+    except Exception as error:  # the same exception as well
+        return type(error).__name__, None, b""
+    return "ok", returned, file.getvalue() if file is not None else b""
+
+
+@pytest.mark.parametrize("text", NAMES)
+@pytest.mark.parametrize("origin", ORIGINS)
+@pytest.mark.parametrize("canonicalize", [False, True])
+@pytest.mark.parametrize("target", ["file", "bytes"])
+def test_same_bytes_and_errors_as_dnspython(
+    text: str, origin: dns.name.Name | None, canonicalize: bool, target: str
+) -> None:
+    name = dns.name.from_text(text, origin=None)
+    original = speedups.original_to_wire()
+    for table in (False, True):  # no compression table, then a fresh one for each
+        ours = outcome(
+            dns.name.Name.to_wire, name, target, {} if table else None, origin, canonicalize
+        )
+        theirs = outcome(original, name, target, {} if table else None, origin, canonicalize)
+        assert ours == theirs
+
+
+def test_compressed_messages_and_rdata_hashes_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
+    query = dns.message.make_query("WwW.BaNk.ExAmPlE.", "A")
+    reply = dns.message.make_response(query)
+    reply.authority.append(
+        dns.rrset.from_text(
+            "bank.example.", 300, "IN", "NS", "Ns1.bank.example.", "ns2.BANK.example."
+        )
+    )
+    reply.authority.append(
+        dns.rrset.from_text("bank.example.", 300, "IN", "SOA", "Ns1.Bank.example. h.x. 1 2 3 4 5")
+    )
+    ours = reply.to_wire()
+    parsed = dns.message.from_wire(ours)
+    digests = [r.to_digestable() for rrset in parsed.authority for r in rrset]
+    hashes = [hash(r) for rrset in parsed.authority for r in rrset]
+    monkeypatch.setattr(dns.name.Name, "to_wire", speedups.original_to_wire())
+    assert reply.to_wire() == ours
+    assert [r.to_digestable() for rrset in parsed.authority for r in rrset] == digests
+    assert [hash(r) for rrset in parsed.authority for r in rrset] == hashes
+    assert dns.message.from_wire(ours) == parsed
