@@ -83,14 +83,22 @@ def setup_module() -> None:
 
 def ask(sock: socket.socket, address, name: str) -> dns.message.Message:
     """Ask until answered: the storm may fill the server's socket buffer and drop a query."""
-    query = dns.message.make_query(name, "A").to_wire()
+    message = dns.message.make_query(name, "A")
+    query = message.to_wire()
     for _ in range(10):
         sock.sendto(query, address)
         try:
             while True:
                 data = sock.recv(65535)
-                if data[:2] == query[:2] and len(data) > 12:
-                    return dns.message.from_wire(data)
+                # the reply to a junk packet may carry the same ID: the question must match
+                if data[:2] != query[:2] or len(data) <= 12:
+                    continue
+                try:
+                    reply = dns.message.from_wire(data)
+                except Exception:
+                    continue
+                if reply.question == message.question:
+                    return reply
         except TimeoutError:
             continue
     raise AssertionError(f"{name}: no answer after 10 tries")
