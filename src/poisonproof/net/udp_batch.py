@@ -287,26 +287,31 @@ class BatchedUdpService:
         self.datagrams += len(datagrams)
         fast = self._fast
         replies = fast(datagrams, addrs) if fast is not None else [None] * len(datagrams)
-        handler, udp = self._handler, Via.UDP
+        slow = self._answer_slow
         for data, addr, reply in zip(datagrams, addrs, replies, strict=True):
-            if reply is None:
-                try:
-                    answer = handler(data, (addr[0], addr[1]), udp)
-                except Exception:  # a server never dies on a packet
-                    self._failed(data, addr)
-                    continue
-                if answer is None:
-                    continue
-                if type(answer) is not bytes:
-                    self._later(answer, data, addr)  # type: ignore[arg-type]
-                    continue
-                reply = answer
+            if reply is None and (reply := slow(data, addr)) is None:
+                continue
             try:
                 sendto(reply, addr)
             except OSError:
                 self._stats.send_errors += 1
         if len(datagrams) == BATCH and self._reading:
             self._loop.call_soon(self._read_loop)  # more may be waiting: read after others ran
+
+    def _answer_slow(self, data: bytes, addr: tuple[Any, ...]) -> bytes | None:
+        """The handler's reply to a datagram the fast path could not answer: bytes to send
+        now, or None (no reply, a reply sent later, or a handler error, counted)."""
+        try:
+            answer = self._handler(data, (addr[0], addr[1]), Via.UDP)
+        except Exception:  # a server never dies on a packet
+            self._failed(data, addr)
+            return None
+        if answer is None:
+            return None
+        if type(answer) is not bytes:
+            self._later(answer, data, addr)  # type: ignore[arg-type]
+            return None
+        return answer
 
     def _read_mmsg(self) -> None:
         """recvmmsg a batch, answer what can be answered now, sendmmsg those replies."""
@@ -341,7 +346,7 @@ class BatchedUdpService:
         replies: list[bytes | None] = (
             fast(datagrams, decoded) if fast is not None else [None] * count
         )
-        handler, udp = self._handler, Via.UDP
+        slow = self._answer_slow
         out_view, send_words, send_ptrs, send_iov = b.out_view, b.send_words, b.send_ptrs, b.iov
         names_base = b.names_base
         ready = 0
@@ -350,18 +355,8 @@ class BatchedUdpService:
             if reply is None:
                 if truncated[i] & _MSG_TRUNC:
                     continue
-                data, addr = datagrams[i], decoded[i]
-                try:
-                    answer = handler(data, (addr[0], addr[1]), udp)
-                except Exception:  # a server never dies on a packet
-                    self._failed(data, addr)
+                if (reply := slow(datagrams[i], decoded[i])) is None:
                     continue
-                if answer is None:
-                    continue
-                if type(answer) is not bytes:
-                    self._later(answer, data, addr)  # type: ignore[arg-type]
-                    continue
-                reply = answer
             size = len(reply)
             if size > MAX_QUERY:
                 self._send_one(reply, decoded[i])
