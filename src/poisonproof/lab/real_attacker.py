@@ -225,37 +225,6 @@ def addresses(message: dns.message.Message | None, name: str) -> list[str]:
     )
 
 
-def learn_port(
-    client: Client,
-    log: Path,
-    rng: random.Random,
-    timeout: float = 3.0,
-    zone: str = "attacker.example.",
-) -> int | None:
-    """Make the resolver ask the attacker's zone; its source port is in the attacker's log."""
-    probe = f"p{rng.getrandbits(32):08x}.{zone}"
-    client.ask(probe, timeout=timeout)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for line in log.read_text().splitlines() if log.exists() else []:
-            record = json.loads(line)
-            if str(record.get("qname", "")).lower() == probe:
-                return int(record["port"])
-        time.sleep(0.01)
-    return None
-
-
-def _logged(log: Path, qname: str, rdtype: str) -> dict[str, object] | None:
-    """The query log record of `qname rdtype`, once the attacker's server has logged it."""
-    for line in log.read_text().splitlines() if log.exists() else []:
-        record = json.loads(line)
-        if str(record.get("qname", "")).lower() == qname and record.get("qtype") == int(
-            dns.rdatatype.from_text(rdtype)
-        ):
-            return record
-    return None
-
-
 class LogTail:
     """New JSON lines of a query log since the last read (the log only grows)."""
 
@@ -274,15 +243,42 @@ class LogTail:
         return [json.loads(line) for line in data[:end].splitlines() if line.strip()]
 
 
-def oracle_port(tail: LogTail, qname: str, timeout: float) -> int | None:
-    """The source port of the resolver's query for `qname`, once the server logged it."""
+def wait_logged(
+    tail: LogTail, qname: str, timeout: float, qtype: str | None = None, step: float = 0.0005
+) -> dict[str, object] | None:
+    """The first new log record of a query for `qname` (lowercase; of type `qtype` if
+    given), or None when none came within `timeout`."""
+    want = None if qtype is None else int(dns.rdatatype.from_text(qtype))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for record in tail.lines():
-            if str(record.get("qname", "")).lower() == qname:
-                return int(record["port"])  # type: ignore[call-overload]
-        time.sleep(0.0005)
+            if str(record.get("qname", "")).lower() == qname and (
+                want is None or record.get("qtype") == want
+            ):
+                return record
+        time.sleep(step)
     return None
+
+
+def learn_port(
+    client: Client,
+    log: Path,
+    rng: random.Random,
+    timeout: float = 3.0,
+    zone: str = "attacker.example.",
+) -> int | None:
+    """Make the resolver ask the attacker's zone; its source port is in the attacker's log."""
+    probe = f"p{rng.getrandbits(32):08x}.{zone}"
+    tail = LogTail(log)
+    client.ask(probe, timeout=timeout)
+    record = wait_logged(tail, probe, timeout, step=0.01)
+    return None if record is None else int(record["port"])  # type: ignore[call-overload]
+
+
+def oracle_port(tail: LogTail, qname: str, timeout: float) -> int | None:
+    """The source port of the resolver's query for `qname`, once the server logged it."""
+    record = wait_logged(tail, qname, timeout)
+    return None if record is None else int(record["port"])  # type: ignore[call-overload]
 
 
 def trigger_mail(job: AttackerJob, index: int, timeout: float = 3.0) -> bool:
@@ -291,16 +287,11 @@ def trigger_mail(job: AttackerJob, index: int, timeout: float = 3.0) -> bool:
     assert job.mail is not None
     check_target(job.mail, _in_lab)
     domain = f"m{index}.{job.attacker_zone}"
+    tail = LogTail(Path(job.attacker_log))
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind((job.attacker, 0))
         sock.sendto(domain.rstrip(".").encode(), (job.mail, 25))
-    deadline = time.monotonic() + timeout
-    log = Path(job.attacker_log)
-    while time.monotonic() < deadline:
-        if _logged(log, domain, "MX") is not None:
-            return True
-        time.sleep(0.0005)
-    return False
+    return wait_logged(tail, domain, timeout, qtype="MX") is not None
 
 
 def attack_name(job: AttackerJob, rng: random.Random, attempt: int) -> dns.name.Name:
