@@ -648,6 +648,21 @@ def gate_results(
     ]
 
 
+def cold_runs(
+    workdir: Path, hints: Path, world: WorldThread
+) -> tuple[list[tuple[str, str]], list[Cold]]:
+    """Every `COLD_TARGETS` resolver, fresh, on the cold names: (names, results)."""
+    names = cold_names()
+    colds = []
+    for name in COLD_TARGETS:
+        print(f"cold resolution: {name} ({len(names)} names) ...", flush=True)
+        try:
+            colds.append(cold_run(name, workdir, hints, world, names))
+        except TargetError as error:
+            raise BenchError(str(error)) from None
+    return names, colds
+
+
 def cold_table(colds: list[Cold], cold_list: list[tuple[str, str]]) -> list[str]:
     """The cold-resolution section: heading, method and one row per resolver."""
     by = {c.target: c for c in colds}
@@ -1004,14 +1019,7 @@ def bench_cold(args: argparse.Namespace) -> int:
         try:
             world = WorldThread(WORLD_PORT)
             hints.write_text(world.running.root_hints_text())
-            names = cold_names()
-            colds = []
-            for name in COLD_TARGETS:
-                print(f"cold resolution: {name} ({len(names)} names) ...", flush=True)
-                try:
-                    colds.append(cold_run(name, workdir, hints, world, names))
-                except TargetError as error:
-                    raise BenchError(str(error)) from None
+            names, colds = cold_runs(workdir, hints, world)
         finally:
             if world is not None:
                 world.stop()
@@ -1088,14 +1096,7 @@ def bench(args: argparse.Namespace, bench_command: str) -> tuple[str, int]:
             replayed = fast_path_probe(hints)
             for server in servers:
                 server.stop()
-            names = cold_names()
-            colds = []
-            for name in COLD_TARGETS:
-                print(f"cold resolution: {name} ({len(names)} names) ...", flush=True)
-                try:
-                    colds.append(cold_run(name, workdir, hints, world, names))
-                except TargetError as error:
-                    raise BenchError(str(error)) from None
+            names, colds = cold_runs(workdir, hints, world)
         finally:
             for server in servers:
                 server.stop()
