@@ -36,6 +36,28 @@ def world_args(world, tmp_path) -> list[str]:
     ]
 
 
+def offline_args(world, tmp_path) -> list[str]:
+    """The world's root hints but no reachable upstream: only a cache can answer."""
+    return [
+        "--root-hints",
+        str(world.hints_file(tmp_path)),
+        "--upstream-port",
+        str(free_port("127.0.0.2")),
+        "--query-localhost",
+        "on",
+    ]
+
+
+def cache_command(*args: str) -> subprocess.CompletedProcess[str]:
+    """`poisonproof cache ARGS...` as a separate process."""
+    return subprocess.run(
+        [sys.executable, "-m", "poisonproof", "cache", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def ask(server, name: str, rdtype: str = "A", tcp: bool = False) -> dns.message.Message:
     query = dns.message.make_query(name, rdtype)
     if tcp:
@@ -113,12 +135,7 @@ def test_cache_file_survives_a_restart(start_resolver_process, world_thread, tmp
     wait_for(lambda: "entries saved" in first.log)
     assert first.stop() == 0  # ... and at stop
     assert "entries saved" in first.log
-    shown = subprocess.run(
-        [sys.executable, "-m", "poisonproof", "cache", "show", str(cache_file)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    shown = cache_command("show", str(cache_file))
     assert shown.returncode == 0, shown.stderr
     assert any(
         line.startswith("www.bank.example. ") and " A 192.0.2.80 ; rank=ANSWER_AUTH" in line
@@ -126,14 +143,7 @@ def test_cache_file_survives_a_restart(start_resolver_process, world_thread, tmp
     ), shown.stdout
     # the second process has no reachable upstream: only the loaded cache can answer
     second = start_resolver_process(
-        "--root-hints",
-        str(world_thread.hints_file(tmp_path)),
-        "--upstream-port",
-        str(free_port("127.0.0.2")),
-        "--query-localhost",
-        "on",
-        "--cache-file",
-        str(cache_file),
+        *offline_args(world_thread, tmp_path), "--cache-file", str(cache_file)
     )
     assert "entries loaded" in second.log
     reply = ask(second, "portal.bank.example")
@@ -256,33 +266,14 @@ def test_cache_dump_and_load_on_running_servers(start_resolver_process, world_th
     )
     assert ask(first, "portal.bank.example").rcode() == dns.rcode.NOERROR
     dumped = tmp_path / "dumped.jsonl"
-    done = subprocess.run(
-        [sys.executable, "-m", "poisonproof", "cache", "dump", "--pid", str(first.proc.pid)]
-        + ["--out", str(dumped)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = cache_command("dump", "--pid", str(first.proc.pid), "--out", str(dumped))
     assert done.returncode == 0, done.stderr
     assert "www.bank.example." in dumped.read_text()
     # a running server with no reachable upstream and an empty cache takes the dump
     second = start_resolver_process(
-        "--root-hints",
-        str(world_thread.hints_file(tmp_path)),
-        "--upstream-port",
-        str(free_port("127.0.0.2")),
-        "--query-localhost",
-        "on",
-        "--cache-file",
-        str(tmp_path / "second.jsonl"),
+        *offline_args(world_thread, tmp_path), "--cache-file", str(tmp_path / "second.jsonl")
     )
-    loaded = subprocess.run(
-        [sys.executable, "-m", "poisonproof", "cache", "load", str(dumped)]
-        + ["--pid", str(second.proc.pid)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    loaded = cache_command("load", str(dumped), "--pid", str(second.proc.pid))
     assert loaded.returncode == 0, loaded.stderr
     wait_for(lambda: "entries loaded" in second.log)
     reply = ask(second, "portal.bank.example")
@@ -294,10 +285,5 @@ def test_cache_dump_and_load_on_running_servers(start_resolver_process, world_th
         (["load", str(junk), "--pid", str(second.proc.pid)], "not a poisonproof cache file"),
         (["dump", "--pid", str(os.getpid())], "is not `poisonproof serve`"),
     ):
-        failed = subprocess.run(
-            [sys.executable, "-m", "poisonproof", "cache", *argv],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        failed = cache_command(*argv)
         assert failed.returncode != 0 and words in failed.stdout + failed.stderr, failed
