@@ -9,6 +9,8 @@ import dns.name
 import dns.rdata
 import dns.rrset
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import poisonproof.resolver  # noqa: F401  (installs the speed-up)
 from poisonproof.wire import speedups
@@ -78,3 +80,39 @@ def test_compressed_messages_and_rdata_hashes_unchanged(monkeypatch: pytest.Monk
     assert [r.to_digestable() for rrset in parsed.authority for r in rrset] == digests
     assert [hash(r) for rrset in parsed.authority for r in rrset] == hashes
     assert dns.message.from_wire(ours) == parsed
+
+
+def test_name_methods_installed() -> None:
+    assert speedups.install()
+    for attribute, original in speedups.originals().items():
+        assert getattr(dns.name.Name, attribute) is not original
+
+
+_LABEL = st.binary(min_size=1, max_size=8).map(
+    lambda raw: bytes(b"aAzZ.-\x00\xff"[c % 8] for c in raw)  # few distinct bytes: collisions
+)
+_NAMES = st.builds(
+    lambda labels, absolute: dns.name.Name([*labels, b""] if absolute else labels),
+    st.lists(_LABEL, max_size=4),
+    st.booleans(),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_NAMES, _NAMES)
+def test_hash_and_equality_as_dnspython(first: dns.name.Name, second: dns.name.Name) -> None:
+    old = speedups.originals()
+    for name in (first, second):  # the value __hash__ returns, before hash() reduces it
+        assert name.__hash__() == old["__hash__"](name)
+    assert (first == second) is old["__eq__"](first, second)
+    assert (first != second) is old["__ne__"](first, second)
+    swapped = dns.name.Name([label.swapcase() for label in first.labels])
+    assert first == swapped and not first != swapped and hash(first) == hash(swapped)
+    assert (first == first.to_text()) is old["__eq__"](first, first.to_text())
+
+
+def test_hash_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(speedups, "HASH_MEMO_SIZE", 10)
+    names = [dns.name.from_text(f"n{i}.example.") for i in range(25)]
+    assert [n.__hash__() for n in names] == [speedups.originals()["__hash__"](n) for n in names]
+    assert len(speedups._hashes) <= 10
