@@ -107,7 +107,7 @@ def test_hash_and_equality_as_dnspython(first: dns.name.Name, second: dns.name.N
     assert (first == second) is old["__eq__"](first, second)
     assert (first != second) is old["__ne__"](first, second)
     swapped = dns.name.Name([label.swapcase() for label in first.labels])
-    assert first == swapped and not first != swapped and hash(first) == hash(swapped)
+    assert first == swapped and (first != swapped) is False and hash(first) == hash(swapped)
     assert (first == first.to_text()) is old["__eq__"](first, first.to_text())
 
 
