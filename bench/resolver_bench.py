@@ -1002,9 +1002,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--only",
-        choices=("cold",),
-        help="run only this part (cold: cold resolution of the lab-world names; prints, "
-        "never writes, and exits 1 when the cold targets are missed)",
+        choices=("cold", "cached"),
+        help="run only this part (cold: cold resolution of the lab-world names; cached: "
+        "ours and Unbound on cached names, no reference servers; prints, never writes, and "
+        "exits 1 when that part's targets are missed)",
     )
     return parser.parse_args(argv)
 
@@ -1033,6 +1034,58 @@ def bench_cold(args: argparse.Namespace) -> int:
         missed.append("cold: upstream queries per name, ours / Unbound (at most)")
     if med > TARGETS["cold_median_vs_unbound"]:
         missed.append("cold: median latency, ours / Unbound (at most)")
+    for what in missed:
+        print(f"resolver_bench: target missed: {what}", file=sys.stderr)
+    return 1 if missed else 0
+
+
+def bench_cached(args: argparse.Namespace) -> int:
+    """Inside the namespace: ours and Unbound on the cached names alone; its exit status."""
+    check_namespace()
+    dnsperf = need("dnsperf", "/usr/bin/dnsperf")
+    unbound_bin = need("unbound", "/usr/sbin/unbound")
+    servers: list[Server] = []
+    world: WorldThread | None = None
+    with sigterm_as_exit(), tempfile.TemporaryDirectory(prefix="resolver-bench-") as tmp:
+        workdir = Path(tmp)
+        query_file = workdir / "queries.txt"
+        query_file.write_text("".join(f"{qname} {qtype}\n" for qname, qtype, _ in QUERIES))
+        hints = workdir / "root.hints"
+        try:
+            world = WorldThread(WORLD_PORT)
+            hints.write_text(world.running.root_hints_text())
+            servers = [ours(workdir, hints), unbound(workdir, unbound_bin, hints)[0]]
+            warm(servers, world)
+            runs: list[Run] = []
+            for round_no in range(1, args.rounds + 1):
+                for server in servers:
+                    perf = dnsperf_argv(
+                        dnsperf,
+                        server.port,
+                        query_file,
+                        args.duration,
+                        args.clients,
+                        args.outstanding,
+                    )
+                    print(f"round {round_no}: {server.name} ({args.duration}s) ...", flush=True)
+                    runs.append(timed_turn(server, perf, round_no, args.duration))
+        finally:
+            for server in servers:
+                server.stop()
+            if world is not None:
+                world.stop()
+    print()
+    print("\n".join(results_table(runs)))
+    print()
+    print("\n".join(ratios(runs)))
+    cpu = mean_of(runs, "poisonproof", "cpu") / mean_of(runs, "unbound", "cpu")
+    qps = mean_of(runs, "poisonproof", "qps") / mean_of(runs, "unbound", "qps")
+    print(f"\nours / Unbound: CPU µs/query {cpu:.3f}, queries/s {qps:.3f}")
+    missed = []
+    if cpu > TARGETS["cpu_vs_unbound"]:
+        missed.append("cached: CPU µs/query, ours / Unbound (at most)")
+    if qps < TARGETS["qps_vs_unbound"]:
+        missed.append("cached: queries/s, ours / Unbound (at least)")
     for what in missed:
         print(f"resolver_bench: target missed: {what}", file=sys.stderr)
     return 1 if missed else 0
@@ -1159,6 +1212,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.only == "cold":
             with sigterm_as_exit():
                 return run_in_namespace(given, 600)
+        if args.only == "cached":
+            with sigterm_as_exit():
+                return run_in_namespace(given, 2 * args.rounds * (args.duration + 60) + 300)
         turns = args.rounds * (2 + 1 + len(REFERENCE_KINDS))
         budget = turns * (args.duration + LATENCY_DURATION + 2 * DNSPERF_TIMEOUT + 60) + 2400
         with sigterm_as_exit():
@@ -1170,6 +1226,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.only == "cold":
         with sigterm_as_exit():
             return bench_cold(args)
+    if args.only == "cached":
+        with sigterm_as_exit():
+            return bench_cached(args)
     with sigterm_as_exit():  # as PID 1 of its namespace it ignores signals it does not handle
         text, status = bench(args, bench_command)
     if args.write:

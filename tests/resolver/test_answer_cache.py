@@ -92,3 +92,17 @@ def test_eviction_keeps_the_newest_entries_and_drops_their_memo() -> None:
     assert cache.lookup(asked("n0.example.", 9)) is None
     assert cache.replay_batch([asked("n0.example.", 9)], clock.now) == [None]
     assert cache.lookup(asked("n2.example.", 9)) is not None
+
+
+def test_batch_replay_answers_only_admitted_peers_memo_or_not() -> None:
+    clock = SteppedClock(70.0)
+    cache = AnswerCache(clock)
+    query, reply = query_and_reply("a.example.", "192.0.2.1")
+    cache.store(query, reply, 300)
+    admitted = {"127.0.0.1": True, "192.0.2.50": False}.get
+    peers = [("127.0.0.1", 5000), ("192.0.2.50", 5000), ("198.51.100.1", 53)]
+    for _ in range(2):  # first from the stored entry, then from the exact-bytes memo
+        queries = [asked("a.example.", 1), asked("a.example.", 2), asked("a.example.", 3)]
+        batch = cache.replay_batch(queries, clock.now, peers, admitted)
+        assert batch[0] is not None and dns.message.from_wire(batch[0]).id == 1
+        assert batch[1:] == [None, None]  # refused, and never seen (not admitted yet)

@@ -13,6 +13,7 @@ dropped and counted, as UDP may), or let a handler exception stop the listener.
 
 from __future__ import annotations
 
+import array
 import asyncio
 import ctypes
 import ctypes.util
@@ -165,6 +166,14 @@ class _MmsgBuffers:
         self.send_words = memoryview(self.send_hdrs).cast("B").cast("I")
         self.send_ptrs = memoryview(self.send_hdrs).cast("B").cast("Q")
         self.iov = memoryview(self.send_iov).cast("B").cast("Q")
+        # per-slot offsets and indices, worked out once instead of per datagram
+        self.starts = [i * MAX_QUERY for i in range(count)]
+        self.name_starts = [i * _SOCKADDR for i in range(count)]
+        self.name_ptrs = [self.names_base + i * _SOCKADDR for i in range(count)]
+        self.iov_len_at = [i * 2 + 1 for i in range(count)]
+        self.name_ptr_at = [i * _HDR_QWORDS for i in range(count)]
+        self.name_len_at = [i * _HDR_WORDS + _NAMELEN for i in range(count)]
+        self.name_room = memoryview(array.array("I", [_SOCKADDR] * count))
 
 
 def _decode_sockaddr(raw: bytes) -> tuple[Any, ...]:
@@ -321,8 +330,8 @@ class BatchedUdpService:
         recvmmsg, sendmmsg = _MMSG
         b = self._buffers
         words = b.recv_words
-        for i in range(b.used):  # the kernel wrote the address lengths of the last batch
-            words[i * _HDR_WORDS + _NAMELEN] = _SOCKADDR
+        # the kernel wrote the address lengths of the last batch: give each its room again
+        words[_NAMELEN : b.used * _HDR_WORDS : _HDR_WORDS] = b.name_room[: b.used]
         count = recvmmsg(self._fd, b.recv_ptr, b.count, 0, None)
         b.used = max(count, 0)
         if count <= 0:
@@ -331,29 +340,31 @@ class BatchedUdpService:
             return
         self.wakeups += 1
         self.datagrams += count
-        data_view, names_view = b.data_view, b.names_view
         lengths = words[_MSG_LEN : count * _HDR_WORDS : _HDR_WORDS].tolist()
         name_lengths = words[_NAMELEN : count * _HDR_WORDS : _HDR_WORDS].tolist()
-        truncated = words[_MSG_FLAGS : count * _HDR_WORDS : _HDR_WORDS].tolist()
+        data_view = b.data_view
         datagrams = [
-            bytes(data_view[i * MAX_QUERY : i * MAX_QUERY + lengths[i]]) for i in range(count)
+            data_view[at : at + length].tobytes()
+            for at, length in zip(b.starts, lengths, strict=False)
         ]
-        names = names_view[: count * _SOCKADDR].tobytes()
-        raw_names = [names[i * _SOCKADDR : i * _SOCKADDR + name_lengths[i]] for i in range(count)]
-        known = self._peers.get
-        decoded = [known(raw) or self._peer(raw) for raw in raw_names]
+        names = b.names_view[: count * _SOCKADDR].tobytes()
+        known, peer = self._peers.get, self._peer
+        decoded = [
+            known(raw := names[at : at + n]) or peer(raw)
+            for at, n in zip(b.name_starts, name_lengths, strict=False)
+        ]
         fast = self._fast
         replies: list[bytes | None] = (
             fast(datagrams, decoded) if fast is not None else [None] * count
         )
         slow = self._answer_slow
         out_view, send_words, send_ptrs, send_iov = b.out_view, b.send_words, b.send_ptrs, b.iov
-        names_base = b.names_base
+        starts, name_ptrs = b.starts, b.name_ptrs
+        iov_len_at, name_ptr_at, name_len_at = b.iov_len_at, b.name_ptr_at, b.name_len_at
         ready = 0
-        for i in range(count):
-            reply = replies[i]
+        for i, reply in enumerate(replies):
             if reply is None:
-                if truncated[i] & _MSG_TRUNC:
+                if words[i * _HDR_WORDS + _MSG_FLAGS] & _MSG_TRUNC:
                     continue
                 if (reply := slow(datagrams[i], decoded[i])) is None:
                     continue
@@ -361,11 +372,11 @@ class BatchedUdpService:
             if size > MAX_QUERY:
                 self._send_one(reply, decoded[i])
                 continue
-            out_at = ready * MAX_QUERY
-            out_view[out_at : out_at + size] = reply
-            send_iov[ready * 2 + 1] = size  # iov_len
-            send_ptrs[ready * _HDR_QWORDS] = names_base + i * _SOCKADDR  # msg_name
-            send_words[ready * _HDR_WORDS + _NAMELEN] = name_lengths[i]
+            at = starts[ready]
+            out_view[at : at + size] = reply
+            send_iov[iov_len_at[ready]] = size
+            send_ptrs[name_ptr_at[ready]] = name_ptrs[i]
+            send_words[name_len_at[ready]] = name_lengths[i]
             ready += 1
         sent = 0
         while sent < ready:

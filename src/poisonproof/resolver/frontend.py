@@ -95,12 +95,9 @@ class Frontend:
         """
         if self.answers is None:
             return [None] * len(queries)
-        replies = self.answers.replay_batch(queries, self.resolver.clock.wall())
-        allowed = self._allowed_memo.get
-        replies = [
-            reply if reply is not None and allowed(peer[0]) else None
-            for reply, peer in zip(replies, peers, strict=True)
-        ]
+        replies = self.answers.replay_batch(
+            queries, self.resolver.clock.wall(), peers, self._allowed_memo.get
+        )
         hits = len(replies) - replies.count(None)
         if hits:
             stats = self.stats
