@@ -24,6 +24,7 @@ from poisonproof.net.real import RealNetwork
 from poisonproof.net.udp_batch import BatchedUdpService
 from poisonproof.server.resolver_server import ResolverServer
 from poisonproof.server.settings import Settings
+from poisonproof.wire import fast_parse
 
 NAMES = [
     ("mail.bank.example.", "A", dns.rcode.NOERROR),
@@ -43,8 +44,10 @@ def random_case(name: str, rng: random.Random) -> str:
 
 @contextmanager
 def counting(calls: dict[str, int]) -> Iterator[None]:
-    """Wrap dnspython's message parser, renderer and response builder with counters."""
+    """Wrap the message parsers (ours and dnspython's), renderer and response builder with
+    counters."""
     originals: list[tuple[Any, str, Any]] = [
+        (fast_parse, "from_wire", fast_parse.from_wire),  # ours, in front of dnspython's
         (dns.message, "from_wire", dns.message.from_wire),
         (dns.message, "make_response", dns.message.make_response),
         (dns.message.Message, "to_wire", dns.message.Message.to_wire),
@@ -116,11 +119,16 @@ def test_cache_hits_over_udp_never_touch_dnspython(settings: Settings) -> None:
                 calls: dict[str, int] = {}
                 with counting(calls):
                     replies = await asyncio.to_thread(exchange_burst, port, [b[2] for b in burst])
-                assert calls == {}, f"the fast path called dnspython: {calls}"
+                assert calls == {}, f"the fast path parsed or rendered a message: {calls}"
                 by_id = {int.from_bytes(r[:2], "big"): r for r in replies}
                 exchanges += [(query, by_id[query.id]) for _, query, _ in burst]
                 assert all(key in expected for key, _, _ in burst)
             hits = server.frontend.stats.get("cache_hits", 0) - hits_before
+            calls = {}
+            with counting(calls):  # the counters see the full path: a query it must parse
+                unusual = dns.message.make_query("mail.bank.example.", "A", use_edns=0)
+                await asyncio.to_thread(exchange_burst, port, [unusual.to_wire()])
+            assert calls.get("from_wire", 0) >= 1 and calls.get("to_wire", 0) >= 1, calls
             return hits, udp.datagrams, exchanges, expected
         finally:
             await server.stop(quiet=True)

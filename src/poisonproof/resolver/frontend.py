@@ -29,6 +29,7 @@ from poisonproof.resolver.answer_cache import AnswerCache
 from poisonproof.resolver.iterator import Answer, Ede, Resolver
 from poisonproof.resolver.sentinel import sentinel_fails
 from poisonproof.resolver.validator import Security
+from poisonproof.wire import fast_parse
 from poisonproof.wire.guard import QUERY_LABELS, within_budget
 
 DEFAULT_ALLOW = ("127.0.0.0/8", "::1/128")
@@ -120,7 +121,7 @@ class Frontend:
             if not within_budget(wire, QUERY_LABELS):  # a compression bomb: not parsed
                 self._count("too_costly")
                 raise ValueError("names too costly to decompress")
-            query = dns.message.from_wire(wire)
+            query = fast_parse.from_wire(wire)
         except Exception:
             self._count("formerr")
             return wire[:2] + bytes([(wire[2] & 0x79) | 0x80, 0x01]) + b"\x00" * 8

@@ -25,6 +25,7 @@ import dns.rdatatype
 
 from poisonproof.net.base import Address
 from poisonproof.resolver.defenses import EPHEMERAL_PORTS, Defenses, TxidStrategy
+from poisonproof.wire import fast_parse
 from poisonproof.wire.guard import REPLY_LABELS, within_budget
 
 EDNS_PAYLOAD = 1232
@@ -217,7 +218,7 @@ class OutgoingQuery:
         if not within_budget(data, REPLY_LABELS):
             return "malformed"  # a compression bomb: never parsed
         try:
-            reply = dns.message.from_wire(data)
+            reply = fast_parse.from_wire(data)
         except Exception:
             return "malformed"
         self._parsed = (data, reply)
@@ -246,7 +247,7 @@ class OutgoingQuery:
             return seen[1]
         if not within_budget(data, REPLY_LABELS):
             return None
-        return dns.message.from_wire(data)
+        return fast_parse.from_wire(data)
 
     def reject(self, reason: str, count: int = 1) -> None:
         """Count datagrams that arrived for this query and were not its reply."""
