@@ -129,8 +129,9 @@ def netns_id() -> int:
     return os.stat("/proc/self/ns/net").st_ino
 
 
-def run_in_namespace(argv: list[str], budget: float) -> int:
-    """Run this script again inside `unshare -rnpf --mount-proc`; return its exit status.
+def run_in_namespace(argv: list[str], budget: float, script: Path | None = None) -> int:
+    """Run this script (or `script`) again inside `unshare -rnpf --mount-proc`; return its
+    exit status.
 
     -r maps us to root in a new user namespace (so port 53 can be bound), -n gives a
     network namespace whose only interface is its own loopback, -p -f --mount-proc makes
@@ -147,7 +148,7 @@ def run_in_namespace(argv: list[str], budget: float) -> int:
         "-rnpf",
         "--mount-proc",
         sys.executable,
-        str(Path(__file__).resolve()),
+        str((script or Path(__file__)).resolve()),
         *argv,
     ]
     env = {**os.environ, INNER_ENV: str(netns_id())}
@@ -237,9 +238,13 @@ def responds(port: int) -> bool:
     return True
 
 
-def ours(workdir: Path, hints: Path, workers: int = 1) -> Server:
+def ours(workdir: Path, hints: Path, workers: int = 1, cache: str | None = None) -> Server:
+    """`serve` on the world; with `workers` > 1, `cache` is its --worker-cache (None: the
+    default), and names the target too."""
     port = free_port()
     name = "poisonproof" if workers == 1 else f"poisonproof-{workers}w"
+    if workers > 1 and cache is not None:
+        name += f"-{cache}"
     ready_file = workdir / f"{name}.ready"
     argv = [
         sys.executable,
@@ -255,6 +260,7 @@ def ours(workdir: Path, hints: Path, workers: int = 1) -> Server:
         "--ready-file",
         str(ready_file),
         *(["--workers", str(workers)] if workers > 1 else []),
+        *(["--worker-cache", cache] if workers > 1 and cache is not None else []),
     ]
     server = Server(name, argv, port, workdir / f"{name}.log")
     server.start(lambda: ready_file.exists() and ready_file.stat().st_size > 0)
@@ -792,25 +798,24 @@ def workers_notes(runs: list[Run], one_warming: int, multi_warming: int) -> list
     multi_qps, multi_cpu = mean_of(runs, name, "qps"), mean_of(runs, name, "cpu")
     return [
         "",
-        "### Workers: one cache per process",
+        "### Workers: a cache per process, and one answer table they share",
         "",
         f"**{name}** is `serve --workers {WORKERS}`: {WORKERS} processes bound to the same "
         "port with SO_REUSEPORT (the kernel spreads clients over them by address hash), "
-        f"each with its own cache. Here it did {multi_qps:,.0f} queries/s at "
-        f"{multi_cpu:.1f} CPU µs/query (all workers), against {one_qps:,.0f} and "
-        f"{one_cpu:.1f} for one process: on this 2-CPU machine dnsperf needs most of a CPU "
-        "itself, so a second worker adds little throughput, and it costs CPU per query "
-        "(two processes waking for smaller batches).",
+        "each with its own cache, and with the default `--worker-cache shared` one table of "
+        "rendered replies in shared memory: what one worker's full path rendered, another "
+        "takes into its own cache on a miss (so every hit stays a local one). Here it did "
+        f"{multi_qps:,.0f} queries/s at {multi_cpu:.1f} CPU µs/query (all workers), against "
+        f"{one_qps:,.0f} and {one_cpu:.1f} for one process: on this 2-CPU machine dnsperf "
+        "needs most of a CPU itself, so a second worker adds little throughput, and it "
+        "costs CPU per query (two processes waking for smaller batches).",
         f"Warming cost: one process sent {one_warming} queries to the world for the query "
         f"file; {WORKERS} workers, asked each name from 16 source ports, {multi_warming} "
-        "(every worker resolves every name once: per-worker caches multiply misses, and "
-        "memory, by the number of workers).",
-        "A shared cache was not built, so it is not measured here: sharing across processes "
-        "needs shared memory with a lock or a cache process behind an IPC hop, and either "
-        "costs more per answer than the whole fast path (a dict look-up and a concatenation, "
-        "a few µs with the socket work); misses are rare next to hits on a warm resolver. "
-        "Per-worker caches are the choice (Unbound's threads share one cache; Knot "
-        "Resolver's processes share one LMDB file).",
+        "(a name one worker resolved is answered by the others from the table; a worker "
+        "that misses a name the table lacks still resolves the delegations its own cache "
+        "has not seen). `--worker-cache private` (every worker resolves every name: misses "
+        "multiplied by the number of workers) is measured beside it by "
+        "`bench/worker_cache.py`.",
     ]
 
 

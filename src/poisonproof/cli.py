@@ -34,6 +34,7 @@ from poisonproof.net.real import RealNetwork, run
 from poisonproof.resolver.cache_file import CacheFileError
 from poisonproof.resolver.cache_file import describe as describe_cache_file
 from poisonproof.resolver.iterator import TraceEvent
+from poisonproof.resolver.shared_answers import SharedAnswers, SharedTableError
 from poisonproof.server import systemd
 from poisonproof.server.auth_server import AuthServer
 from poisonproof.server.dnstap import DnstapError
@@ -300,6 +301,7 @@ def zone_sign(
 
 
 Switch = Annotated[str | None, typer.Option(help="on or off")]
+WORKER_CACHES = ("shared", "private")
 
 
 def _resolver_settings(config: Path | None, **flags: object) -> Settings:
@@ -365,6 +367,17 @@ def serve(
     workers: Annotated[
         int, typer.Option(help="Resolver processes sharing each port (SO_REUSEPORT).")
     ] = 1,
+    worker_cache: Annotated[
+        str,
+        typer.Option(
+            help="With --workers: shared (replies one worker resolved are answered by all) "
+            "or private (each worker resolves every name itself)."
+        ),
+    ] = "shared",
+    shared_cache: Annotated[
+        Path | None,
+        typer.Option(hidden=True, help="Answer table file shared by workers (set by --workers)."),
+    ] = None,
     reuse_port: Annotated[
         bool, typer.Option(help="Set SO_REUSEPORT: other processes may serve the same port.")
     ] = False,
@@ -403,6 +416,8 @@ def serve(
         raise _fail(f"--metrics {error}") from None
     if workers < 1:
         raise _fail("--workers: expected 1 or more")
+    if worker_cache not in WORKER_CACHES:
+        raise _fail(f"--worker-cache {worker_cache!r}: expected one of {', '.join(WORKER_CACHES)}")
     if workers > 1:
         if metrics is not None or dnstap is not None:
             # each worker would bind the same metrics port or write the same dnstap file
@@ -412,7 +427,8 @@ def serve(
         except SettingsError as error:
             raise _fail(str(error)) from None
         serve_args = serve_args_from()
-        raise typer.Exit(run_workers(serve_args, workers, listen_addresses, ready_file))
+        shared = worker_cache == "shared"
+        raise typer.Exit(run_workers(serve_args, workers, listen_addresses, ready_file, shared))
     network = RealNetwork()
     network.reuse_port = reuse_port
     try:
@@ -420,6 +436,11 @@ def serve(
         server = ResolverServer(network, frontend, settings.listen_addresses())
     except SettingsError as error:
         raise _fail(str(error)) from None
+    if shared_cache is not None and frontend.answers is not None:
+        try:
+            frontend.answers.shared = SharedAnswers.open(shared_cache)
+        except SharedTableError as error:
+            raise _fail(f"--shared-cache {error}") from None
     operations = Operations(
         server,
         network,

@@ -31,6 +31,8 @@ def test_two_workers_share_the_port_each_with_its_own_cache(
         str(world_thread.port),
         "--query-localhost",
         "on",
+        "--worker-cache",
+        "private",
     )
     workers = worker_pids(server.proc.pid)
     assert len(workers) == 2
@@ -50,9 +52,20 @@ def test_two_workers_share_the_port_each_with_its_own_cache(
 
 def test_worker_command_line_takes_the_chosen_ports_and_its_own_ready_file(tmp_path) -> None:
     argv = worker_argv(
-        ["--workers", "4", "-l", "127.0.0.1:0", "--ready-file=x", "--root-hints", "h"],
+        [
+            "--workers",
+            "4",
+            "-l",
+            "127.0.0.1:0",
+            "--ready-file=x",
+            "--worker-cache",
+            "shared",
+            "--root-hints",
+            "h",
+        ],
         [("127.0.0.1", 5300), ("::1", 5301)],
         tmp_path / "r0",
+        tmp_path / "table",
     )
     args = argv[argv.index("serve") + 1 :]
     assert args == [
@@ -62,6 +75,8 @@ def test_worker_command_line_takes_the_chosen_ports_and_its_own_ready_file(tmp_p
         "127.0.0.1:5300",
         "--listen",
         "[::1]:5301",
+        "--shared-cache",
+        str(tmp_path / "table"),
         "--reuse-port",
         "--ready-file",
         str(tmp_path / "r0"),

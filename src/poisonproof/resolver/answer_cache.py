@@ -3,9 +3,11 @@
 Owns: storing the wire form of an answer (with its TTL field offsets) under the raw
 query key, and producing the reply for a later identical question by patching ID,
 question case and TTLs, with no dnspython on the way; entries expire with the shortest
-TTL they carry and are bounded in number (LRU).
-Must never: decide what an answer is (it only replays what the full path rendered), or
-read the system clock (it is given a `Clock`).
+TTL they carry and are bounded in number (LRU). With a `SharedAnswers` table (the
+workers of `serve --workers N`), what it stores is also published there, and a local miss
+adopts what another worker published for the same key (later hits are then local).
+Must never: decide what an answer is (it only replays what the full path rendered, here
+or in another worker), or read the system clock (it is given a `Clock`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from poisonproof.net.base import Clock
+from poisonproof.resolver.shared_answers import SharedAnswers
 from poisonproof.wire.message import patch_reply, query_key, ttl_offsets
 
 MAX_STORED_SIZE = 512
@@ -44,12 +47,18 @@ class AnswerCache:
     (a memo hit does not refresh its entry: refreshed at most once a second, on rebuild).
     """
 
-    def __init__(self, clock: Clock, max_entries: int = 100_000) -> None:
+    def __init__(
+        self, clock: Clock, max_entries: int = 100_000, shared: SharedAnswers | None = None
+    ) -> None:
         self.clock = clock
         self.max_entries = max_entries
+        self.shared = shared
+        """The workers' shared table, if any: stores are published to it, misses look in it."""
         self._entries: OrderedDict[bytes, _Stored] = OrderedDict()
         self._exact: dict[bytes, tuple[bytes, float]] = {}
         self.hits = 0
+        self.adopted = 0
+        """Entries taken from the shared table (rendered by another worker)."""
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -67,11 +76,13 @@ class AnswerCache:
         if key is None:
             return None
         entry = self._entries.get(key.key)
-        if entry is None:
-            return None
-        if now >= entry.expires:
+        if entry is not None and now >= entry.expires:
             self._drop(key.key)
-            return None
+            entry = None
+        if entry is None:
+            entry = self._adopt(key.key, now)
+            if entry is None:
+                return None
         self._entries.move_to_end(key.key)
         self.hits += 1
         elapsed = int(now - entry.stored_at)
@@ -118,6 +129,26 @@ class AnswerCache:
                     replies[i] = self.lookup_at(queries[i], now)  # counts its own hit
         return replies
 
+    def _adopt(self, key: bytes, now: float) -> _Stored | None:
+        """The shared table's unexpired entry for `key`, now also a local one; or None."""
+        if self.shared is None:
+            return None
+        found = self.shared.read(key, now)
+        if found is None:
+            return None
+        offsets = ttl_offsets(found.wire)  # worked out here: nothing but the reply is taken
+        if offsets is None:
+            return None
+        entry = _Stored(found.wire, offsets, found.stored_at, found.expires)
+        self._entries[key] = entry
+        self._evict()
+        self.adopted += 1
+        return entry
+
+    def _evict(self) -> None:
+        while len(self._entries) > self.max_entries:
+            self._drop(next(iter(self._entries)))
+
     def _drop(self, key: bytes) -> None:
         entry = self._entries.pop(key, None)
         if entry is not None:
@@ -137,10 +168,14 @@ class AnswerCache:
         expires = now + max(0, min_ttl - 1)
         self._drop(key.key)
         self._entries[key.key] = _Stored(reply, offsets, math.floor(now), expires)
-        while len(self._entries) > self.max_entries:
-            self._drop(next(iter(self._entries)))
+        self._evict()
+        if self.shared is not None:
+            self.shared.publish(key.key, reply, math.floor(now), expires)
         return True
 
     def clear(self) -> None:
+        """Forget every reply (rendered under settings that no longer hold), shared ones too."""
         self._entries.clear()
         self._exact.clear()
+        if self.shared is not None:
+            self.shared.forget()

@@ -5,9 +5,12 @@ N copies of the same `serve` command line with `--reuse-port` and those ports (S
 the kernel spreads clients over the processes by address hash), writing the ready file
 when every worker is ready, passing SIGTERM/SIGINT/SIGHUP/SIGUSR1 on to the workers, and
 stopping them all when one of them dies.
+With a shared cache it also makes the workers' answer table (`shared_answers`), hands
+its path to every worker and removes the file once they have all mapped it (the memory
+goes with the last worker, even if this process is killed).
 Must never: answer a query itself or hold a listening socket while the workers run (a
 socket in the SO_REUSEPORT group that nobody reads would swallow its share of queries).
-Each worker has its own cache: there is no shared state between them.
+Each worker has its own cache; the answer table is the only state they share.
 """
 
 from __future__ import annotations
@@ -23,13 +26,21 @@ from pathlib import Path
 from types import FrameType
 
 from poisonproof.net.base import Address
+from poisonproof.resolver import shared_answers
 
 START_TIMEOUT = 30.0
 """Seconds the workers get to write their ready files."""
 STOP_TIMEOUT = 10.0
 """Seconds between SIGTERM and SIGKILL when stopping the workers."""
 _FORWARDED = (signal.SIGHUP, signal.SIGUSR1)
-_DROPPED_OPTIONS = {"--workers": 1, "--listen": 1, "-l": 1, "--ready-file": 1}
+_DROPPED_OPTIONS = {
+    "--workers": 1,
+    "--listen": 1,
+    "-l": 1,
+    "--ready-file": 1,
+    "--worker-cache": 1,
+    "--shared-cache": 1,
+}
 """Options of the parent's command line the workers get rewritten (name: values taken)."""
 
 
@@ -52,7 +63,9 @@ def concrete_ports(listen: list[Address]) -> list[Address]:
     return chosen
 
 
-def worker_argv(serve_args: list[str], listen: list[Address], ready_file: Path) -> list[str]:
+def worker_argv(
+    serve_args: list[str], listen: list[Address], ready_file: Path, shared: Path | None = None
+) -> list[str]:
     """The command line of one worker: the parent's `serve` arguments, rewritten."""
     kept: list[str] = []
     skip = 0
@@ -68,6 +81,8 @@ def worker_argv(serve_args: list[str], listen: list[Address], ready_file: Path) 
     for host, port in listen:
         shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         kept += ["--listen", shown]
+    if shared is not None:
+        kept += ["--shared-cache", str(shared)]
     return [
         sys.executable,
         "-m",
@@ -86,10 +101,28 @@ def serve_args_from(argv: list[str] | None = None) -> list[str]:
     return argv[argv.index("serve") + 1 :] if "serve" in argv else []
 
 
+def shared_table(shared: bool) -> Path | None:
+    """A new answer table file when `shared`; None (private caches, said why) if it fails."""
+    if not shared:
+        return None
+    try:
+        return shared_answers.create()
+    except shared_answers.SharedTableError as error:
+        print(f"{error}: each worker keeps a private cache", file=sys.stderr)
+        return None
+
+
 def run_workers(
-    serve_args: list[str], workers: int, listen: list[Address], ready_file: Path | None
+    serve_args: list[str],
+    workers: int,
+    listen: list[Address],
+    ready_file: Path | None,
+    shared: bool = False,
 ) -> int:
-    """Run `workers` copies of the resolver until SIGTERM/SIGINT; the exit status."""
+    """Run `workers` copies of the resolver until SIGTERM/SIGINT; the exit status.
+
+    With `shared`, the workers share one answer table (see `shared_answers`).
+    """
     addresses = concrete_ports(listen)
     stopping = False
 
@@ -108,9 +141,11 @@ def run_workers(
     previous.update({sig: signal.signal(sig, forward) for sig in _FORWARDED})
     with tempfile.TemporaryDirectory(prefix="poisonproof-workers-") as tmp:
         ready = [Path(tmp) / f"ready{i}" for i in range(workers)]
+        table = shared_table(shared)
         try:
             for path in ready:
-                children.append(subprocess.Popen(worker_argv(serve_args, addresses, path)))
+                argv = worker_argv(serve_args, addresses, path, table)
+                children.append(subprocess.Popen(argv))
             deadline = time.monotonic() + START_TIMEOUT
             while not all(p.exists() and p.stat().st_size for p in ready):
                 if stopping or any(c.poll() is not None for c in children):
@@ -119,6 +154,8 @@ def run_workers(
                     print(f"workers not ready after {START_TIMEOUT:.0f}s", file=sys.stderr)
                     return 1
                 time.sleep(0.05)
+            if table is not None:
+                shared_answers.remove(table)  # every worker has mapped it
             if ready_file is not None:
                 ready_file.write_text(ready[0].read_text())
             while not stopping:
@@ -139,6 +176,8 @@ def run_workers(
                     child.wait(STOP_TIMEOUT)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            if table is not None:
+                shared_answers.remove(table)
 
 
 def worker_pids(parent: int) -> list[int]:

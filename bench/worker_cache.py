@@ -1,0 +1,177 @@
+"""Benchmark: `serve --workers 2` with a private cache per worker beside one shared table.
+
+Owns: re-running itself in a private user+network+PID namespace (as bench/resolver_bench.py
+does, with its functions), where the lab world serves on port 53 of its own loopback;
+starting `serve --workers 2 --worker-cache private` and `... --worker-cache shared`;
+warming each with every name of resolver_bench's query file asked from 16 source ports
+(counting the queries the world answers meanwhile); running dnsperf against them in
+alternating turns (A B A B), counting upstream queries; and printing per mode the upstream
+queries to warm, queries per second, CPU microseconds per query (all workers), and the
+workers' memory (sum of RSS and of PSS: a page of the shared table counts in the RSS of
+every worker that touched it, and once in the PSS sum).
+Must never: run outside the private namespace it made, leave a process it started
+running, write BENCHMARKS.md (it prints), or print a figure it did not measure in this run.
+
+Run: `.venv/bin/python bench/worker_cache.py [--duration 5] [--rounds 2]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from auth_bench import BenchError, Run, Server, dnsperf_argv, need, results_table, sigterm_as_exit
+from resolver_bench import (
+    INNER_ENV,
+    QUERIES,
+    WORLD_PORT,
+    WorldThread,
+    check_namespace,
+    ours,
+    run_in_namespace,
+    timed_turn,
+    warm_workers,
+)
+
+from poisonproof.resolver.shared_answers import SLOTS, table_size
+from poisonproof.server.workers import worker_pids
+
+WORKERS = 2
+MODES = ("private", "shared")
+"""`serve --worker-cache` values, in turn order."""
+
+
+@dataclass(frozen=True)
+class Memory:
+    rss_kb: int
+    pss_kb: int
+
+
+def status_kb(path: Path, field: str) -> int:
+    """The value in kB of `field` (e.g. VmRSS, Pss) in a /proc status-like file."""
+    for line in path.read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise BenchError(f"no {field} in {path}")
+
+
+def workers_memory(server: Server) -> Memory:
+    pids = worker_pids(server.pid)
+    rss = sum(status_kb(Path(f"/proc/{pid}/status"), "VmRSS") for pid in pids)
+    pss = sum(status_kb(Path(f"/proc/{pid}/smaps_rollup"), "Pss") for pid in pids)
+    return Memory(rss, pss)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=5, help="dnsperf -l per turn (s)")
+    parser.add_argument("--rounds", type=int, default=2, help="turns per mode")
+    parser.add_argument("--clients", type=int, default=4, help="dnsperf -c")
+    parser.add_argument("--outstanding", type=int, default=100, help="dnsperf -q")
+    return parser.parse_args(argv)
+
+
+def summary(
+    runs: list[Run], warming: dict[str, int], upstream: dict[str, int], memory: dict[str, Memory]
+) -> list[str]:
+    lines = [
+        "| worker cache | upstream queries to warm | queries/s | CPU µs/query (all workers) "
+        "| upstream during turns | workers' RSS | workers' PSS |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for mode, server_name in zip(MODES, target_names(), strict=True):
+        mine = [run for run in runs if run.target == server_name]
+        qps = statistics.mean(run.qps for run in mine)
+        cpu = statistics.mean(run.cpu_us_per_query for run in mine)
+        lines.append(
+            f"| {mode} | {warming[mode]} | {qps:,.0f} | {cpu:.1f} | {upstream[mode]} "
+            f"| {memory[mode].rss_kb / 1024:.1f} MB | {memory[mode].pss_kb / 1024:.1f} MB |"
+        )
+    lines += [
+        "",
+        f"The shared table is a file of {table_size(SLOTS) / 1e6:.1f} MB in /dev/shm "
+        f"({SLOTS:,} slots), allocated when made; only the pages a worker touched count "
+        "in its RSS.",
+    ]
+    return lines
+
+
+def target_names() -> list[str]:
+    return [f"poisonproof-{WORKERS}w-{mode}" for mode in MODES]
+
+
+def bench(args: argparse.Namespace) -> int:
+    """Inside the namespace: both modes, warmed and driven in turns; prints the results."""
+    check_namespace()
+    dnsperf = need("dnsperf", "/usr/bin/dnsperf")
+    servers: dict[str, Server] = {}
+    world: WorldThread | None = None
+    with sigterm_as_exit(), tempfile.TemporaryDirectory(prefix="worker-cache-bench-") as tmp:
+        workdir = Path(tmp)
+        query_file = workdir / "queries.txt"
+        query_file.write_text("".join(f"{qname} {qtype}\n" for qname, qtype, _ in QUERIES))
+        hints = workdir / "root.hints"
+        try:
+            world = WorldThread(WORLD_PORT)
+            hints.write_text(world.running.root_hints_text())
+            warming: dict[str, int] = {}
+            for mode in MODES:
+                servers[mode] = ours(workdir, hints, WORKERS, mode)
+                print(f"warming {servers[mode].name} ...", flush=True)
+                warming[mode] = warm_workers(servers[mode], world)
+            runs: list[Run] = []
+            upstream = dict.fromkeys(MODES, 0)
+            for round_no in range(1, args.rounds + 1):
+                for mode, server in servers.items():
+                    perf = dnsperf_argv(
+                        dnsperf,
+                        server.port,
+                        query_file,
+                        args.duration,
+                        args.clients,
+                        args.outstanding,
+                    )
+                    print(f"round {round_no}: {server.name} ({args.duration}s) ...", flush=True)
+                    before = world.queries()
+                    runs.append(timed_turn(server, perf, round_no, args.duration))
+                    upstream[mode] += world.queries() - before
+            memory = {mode: workers_memory(server) for mode, server in servers.items()}
+        finally:
+            for server in servers.values():
+                server.stop()
+            if world is not None:
+                world.stop()
+    print()
+    print("\n".join(results_table(runs)))
+    print()
+    print("\n".join(summary(runs, warming, upstream, memory)))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    given = argv if argv is not None else sys.argv[1:]
+    args = parse_args(given)
+    if INNER_ENV not in os.environ:
+        budget = len(MODES) * args.rounds * (args.duration + 60) + 300
+        with sigterm_as_exit():
+            return run_in_namespace(given, budget, Path(__file__))
+    with sigterm_as_exit():  # as PID 1 of its namespace it ignores signals it does not handle
+        return bench(args)
+
+
+if __name__ == "__main__":
+    started = time.monotonic()
+    try:
+        status = main()
+    except BenchError as error:
+        print(f"worker_cache: {error}", file=sys.stderr)
+        status = 1
+    if INNER_ENV not in os.environ:
+        print(f"worker_cache: {time.monotonic() - started:.0f}s in all", file=sys.stderr)
+    sys.exit(status)
