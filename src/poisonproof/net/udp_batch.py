@@ -23,6 +23,7 @@ import os
 import socket
 import sys
 from collections.abc import Awaitable, Callable
+from itertools import accumulate
 from typing import Any, Literal, Protocol, cast
 
 from poisonproof.net.base import Address, MessageHandler, Via
@@ -169,10 +170,8 @@ class _MmsgBuffers:
         # per-slot offsets and indices, worked out once instead of per datagram
         self.starts = [i * MAX_QUERY for i in range(count)]
         self.name_starts = [i * _SOCKADDR for i in range(count)]
-        self.name_ptrs = [self.names_base + i * _SOCKADDR for i in range(count)]
-        self.iov_len_at = [i * 2 + 1 for i in range(count)]
-        self.name_ptr_at = [i * _HDR_QWORDS for i in range(count)]
-        self.name_len_at = [i * _HDR_WORDS + _NAMELEN for i in range(count)]
+        self.name_ptrs = array.array("Q", [self.names_base + i * _SOCKADDR for i in range(count)])
+        self.out_base = out
         self.name_room = memoryview(array.array("I", [_SOCKADDR] * count))
 
 
@@ -354,30 +353,32 @@ class BatchedUdpService:
             for at, n in zip(b.name_starts, name_lengths, strict=False)
         ]
         fast = self._fast
-        replies: list[bytes | None] = (
+        answered: list[bytes | None] = (
             fast(datagrams, decoded) if fast is not None else [None] * count
         )
-        slow = self._answer_slow
-        out_view, send_words, send_ptrs, send_iov = b.out_view, b.send_words, b.send_ptrs, b.iov
-        starts, name_ptrs = b.starts, b.name_ptrs
-        iov_len_at, name_ptr_at, name_len_at = b.iov_len_at, b.name_ptr_at, b.name_len_at
-        ready = 0
-        for i, reply in enumerate(replies):
-            if reply is None:
-                if words[i * _HDR_WORDS + _MSG_FLAGS] & _MSG_TRUNC:
-                    continue
-                if (reply := slow(datagrams[i], decoded[i])) is None:
-                    continue
-            size = len(reply)
-            if size > MAX_QUERY:
-                self._send_one(reply, decoded[i])
-                continue
-            at = starts[ready]
-            out_view[at : at + size] = reply
-            send_iov[iov_len_at[ready]] = size
-            send_ptrs[name_ptr_at[ready]] = name_ptrs[i]
-            send_words[name_len_at[ready]] = name_lengths[i]
-            ready += 1
+        sizes = [*map(len, answered)] if None not in answered else []
+        if sizes and max(sizes) <= MAX_QUERY:  # all answered now, each fits a slot
+            replies = cast(list[bytes], answered)
+            ready = count
+            send_ptrs = b.name_ptrs[:count]
+            send_name_lengths: Any = words[_NAMELEN : count * _HDR_WORDS : _HDR_WORDS]
+        else:
+            replies, slots = self._complete(answered, datagrams, decoded, words)
+            ready = len(replies)
+            sizes = [*map(len, replies)]
+            send_ptrs = array.array("Q", [b.name_ptrs[i] for i in slots])
+            send_name_lengths = array.array("I", [words[i * _HDR_WORDS + _NAMELEN] for i in slots])
+        if ready:
+            # one copy of all the replies into the send buffer, then each header's
+            # iov_base/iov_len, msg_name and msg_namelen written as strided slices
+            blob = b"".join(replies)
+            b.out_view[: len(blob)] = blob
+            b.iov[0 : 2 * ready : 2] = array.array("Q", accumulate(sizes, initial=b.out_base))[
+                :ready
+            ]
+            b.iov[1 : 2 * ready : 2] = array.array("Q", sizes)
+            b.send_ptrs[0 : ready * _HDR_QWORDS : _HDR_QWORDS] = send_ptrs
+            b.send_words[_NAMELEN : ready * _HDR_WORDS : _HDR_WORDS] = send_name_lengths
         sent = 0
         while sent < ready:
             done = sendmmsg(self._fd, b.send_ptr + sent * _HDR_SIZE, ready - sent, 0)
@@ -387,6 +388,32 @@ class BatchedUdpService:
             sent += done
         if count == b.count:
             self._loop.call_soon(self._read_mmsg)  # more may be waiting: read after others ran
+
+    def _complete(
+        self,
+        answered: list[bytes | None],
+        datagrams: list[bytes],
+        peers: list[tuple[Any, ...]],
+        words: memoryview,
+    ) -> tuple[list[bytes], list[int]]:
+        """The replies to send in this batch and the slot of each: the fast path's, then
+        the handler's for the rest (truncated datagrams dropped); a reply too long for a
+        slot is sent on its own."""
+        replies: list[bytes] = []
+        slots: list[int] = []
+        slow = self._answer_slow
+        for i, reply in enumerate(answered):
+            if reply is None:
+                if words[i * _HDR_WORDS + _MSG_FLAGS] & _MSG_TRUNC:
+                    continue
+                if (reply := slow(datagrams[i], peers[i])) is None:
+                    continue
+            if len(reply) > MAX_QUERY:
+                self._send_one(reply, peers[i])
+                continue
+            replies.append(reply)
+            slots.append(i)
+        return replies, slots
 
     def _peer(self, raw_name: bytes) -> tuple[Any, ...]:
         """The (host, port, ...) of a sockaddr, remembered for the next datagrams."""
