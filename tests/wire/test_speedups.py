@@ -116,3 +116,47 @@ def test_hash_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     names = [dns.name.from_text(f"n{i}.example.") for i in range(25)]
     assert [n.__hash__() for n in names] == [speedups.originals()["__hash__"](n) for n in names]
     assert len(speedups._hashes) <= 10
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_NAMES, min_size=1, max_size=6), st.booleans(), st.integers(0, 20_000))
+def test_compressed_rendering_as_dnspython(
+    names: list[dns.name.Name], canonicalize: bool, start: int
+) -> None:
+    """A sequence of names written into one file with one compression table: the same
+    bytes, the same table (offsets past 0x3FFF are not kept) and the same errors."""
+    origin = dns.name.from_text("OrIgIn.")
+
+    def render(to_wire: object) -> tuple[bytes, dict[dns.name.Name, int], list[str]]:
+        file, table, errors = io.BytesIO(), {}, []
+        file.write(b"\0" * start)
+        for name in names:
+            try:
+                to_wire(name, file, table, origin if len(name) % 2 else None, canonicalize)  # type: ignore[operator]
+            except Exception as error:
+                errors.append(type(error).__name__)
+        return file.getvalue(), table, errors
+
+    ours = render(dns.name.Name.to_wire)
+    theirs = render(speedups.original_to_wire())
+    assert ours == theirs
+    assert [list(k.labels) for k in ours[1]] == [list(k.labels) for k in theirs[1]]
+
+
+@settings(max_examples=300, deadline=None)
+@given(_NAMES)
+def test_parent_and_canonicalize_as_dnspython(name: dns.name.Name) -> None:
+    old = speedups.originals()
+    assert name.canonicalize().labels == old["canonicalize"](name).labels
+    try:
+        expected: object = old["parent"](name).labels
+    except dns.name.NoParent:
+        expected = dns.name.NoParent
+    try:
+        got: object = name.parent().labels
+    except dns.name.NoParent:
+        got = dns.name.NoParent
+    assert got == expected
+    for special in (dns.name.root, dns.name.empty):
+        with pytest.raises(dns.name.NoParent):
+            special.parent()

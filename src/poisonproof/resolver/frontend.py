@@ -49,8 +49,9 @@ class Question:
 
     @property
     def key(self) -> tuple[object, ...]:
-        """Identical client questions in flight share one resolution."""
-        return (self.qname.to_text().lower(), self.qtype)
+        """Identical client questions in flight share one resolution (names compare and
+        hash ignoring case)."""
+        return (self.qname, self.qtype)
 
 
 class Frontend:

@@ -41,6 +41,8 @@ import dns.rrset
 import dns.wire
 from dns.message import MessageSection
 
+from poisonproof.wire.speedups import valid_name
+
 _HEADER = struct.Struct("!HHHHHH")
 _QUESTION_FIXED = struct.Struct("!HH")
 _RR_FIXED = struct.Struct("!HHIH")
@@ -90,13 +92,6 @@ def from_wire(wire: bytes) -> dns.message.Message:
 # -- names -----------------------------------------------------------------------------------
 
 
-def _new_name(labels: tuple[bytes, ...]) -> dns.name.Name:
-    """A `Name` of labels already checked (no re-validation)."""
-    name = object.__new__(dns.name.Name)
-    _set(name, "labels", labels)
-    return name
-
-
 def _read_name(wire: bytes, pos: int, end: int) -> tuple[dns.name.Name, int]:
     """The name at `pos`, its first part lying before `end`, and the offset after it.
 
@@ -136,7 +131,7 @@ def _read_name(wire: bytes, pos: int, end: int) -> tuple[dns.name.Name, int]:
     if size > _MAX_NAME:
         raise _Fallback
     labels.append(b"")
-    return _new_name(tuple(labels)), pos + 1 if after is None else after
+    return valid_name(tuple(labels)), pos + 1 if after is None else after
 
 
 def _read_whole_name(wire: bytes, pos: int, end: int) -> dns.name.Name:

@@ -13,11 +13,19 @@ worked out label by label): names are hashed and compared wherever they key a di
 cache, a message's RRset index, the scrubber's sets), about 80 hashes and 40 comparisons
 per cold resolution, which was another sixth of its CPU.
 
-Owns: `install()`, which replaces
-- `dns.name.Name.to_wire` by a wrapper that, for an absolute name written into a file
-  without a compression table, writes the bytes the `file is None` branch of the same
-  method builds (the same labels, lowercased when `canonicalize`), and otherwise calls
-  the original unchanged;
+Rendering with compression, `parent()` and `canonicalize()` build their names with
+`Name(labels)`, which converts and validates every label again though they come from a
+valid name: a `Name` per suffix of every name rendered (the question of every reply),
+and per ancestor walked in the cache.
+
+Owns: `valid_name(labels)`, a `Name` built without re-validation (for labels known to be
+valid), and `install()`, which replaces
+- `dns.name.Name.to_wire` by a wrapper that, for an absolute name written into a file,
+  writes without a compression table the bytes the `file is None` branch of the same
+  method builds (the same labels, lowercased when `canonicalize`), and with one runs
+  dnspython's own loop with each suffix made by `valid_name`; relative names and
+  `file is None` go to the original unchanged;
+- `Name.parent` and `Name.canonicalize` by the same results made by `valid_name`;
 - `Name.__hash__` by the same function remembered per labels tuple (the same value,
   computed once per spelling; the memo is bounded and emptied when full);
 - `Name.__eq__` and `__ne__` by a comparison of the lowercased labels (what
@@ -30,6 +38,7 @@ patch a dnspython other than the pinned version it was measured on, or patch twi
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import dns.name
@@ -42,10 +51,21 @@ _original = dns.name.Name.to_wire
 _original_hash = dns.name.Name.__hash__
 _original_eq = dns.name.Name.__eq__
 _original_ne = dns.name.Name.__ne__
+_original_parent = dns.name.Name.parent
+_original_canonicalize = dns.name.Name.canonicalize
 
 HASH_MEMO_SIZE = 100_000
 """Spellings of names whose hash is remembered before the memo is emptied."""
 _hashes: dict[tuple[bytes, ...], int] = {}
+
+
+def valid_name(labels: tuple[bytes, ...]) -> dns.name.Name:
+    """A `Name` of labels already known to be valid (a suffix or the lowercase form of a
+    valid name's labels, or labels read by a parser that checked them), made without
+    `Name.__init__`'s conversion and validation."""
+    name = object.__new__(dns.name.Name)
+    object.__setattr__(name, "labels", labels)
+    return name
 
 
 def _to_wire(
@@ -55,10 +75,37 @@ def _to_wire(
     origin: dns.name.Name | None = None,
     canonicalize: bool = False,
 ) -> bytes | None:
-    if file is not None and compress is None and self.is_absolute():
+    if file is None or not self.is_absolute():
+        return _original(self, file, compress, origin, canonicalize)
+    if compress is None:
         file.write(_original(self, None, None, None, canonicalize))
         return None
-    return _original(self, file, compress, origin, canonicalize)
+    labels = self.labels  # dnspython's loop, with each suffix made by `valid_name`
+    for i, label in enumerate(labels):
+        suffix = valid_name(labels[i:])
+        pos = compress.get(suffix)
+        if pos is not None:
+            file.write(struct.pack("!H", 0xC000 + pos))
+            break
+        if len(labels) - i > 1:
+            pos = file.tell()
+            if pos <= 0x3FFF:
+                compress[suffix] = pos
+        length = len(label)
+        file.write(struct.pack("!B", length))
+        if length > 0:
+            file.write(label.lower() if canonicalize else label)
+    return None
+
+
+def _parent(self: dns.name.Name) -> dns.name.Name:
+    if not self.labels or self.labels == (b"",):  # the empty name, the root
+        raise dns.name.NoParent
+    return valid_name(self.labels[1:])
+
+
+def _canonicalize(self: dns.name.Name) -> dns.name.Name:
+    return valid_name(tuple(map(bytes.lower, self.labels)))
 
 
 def _hash(self: dns.name.Name) -> int:
@@ -95,6 +142,8 @@ def install() -> bool:
     dns.name.Name.__hash__ = _hash  # type: ignore[method-assign,assignment]
     dns.name.Name.__eq__ = _eq  # type: ignore[method-assign,assignment]
     dns.name.Name.__ne__ = _ne  # type: ignore[method-assign,assignment]
+    dns.name.Name.parent = _parent  # type: ignore[method-assign]
+    dns.name.Name.canonicalize = _canonicalize  # type: ignore[method-assign]
     return True
 
 
@@ -110,4 +159,6 @@ def originals() -> dict[str, Any]:
         "__hash__": _original_hash,
         "__eq__": _original_eq,
         "__ne__": _original_ne,
+        "parent": _original_parent,
+        "canonicalize": _original_canonicalize,
     }
