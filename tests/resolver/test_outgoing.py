@@ -155,3 +155,33 @@ def test_made_queries_match_dnspython_and_make_no_message(monkeypatch: pytest.Mo
         assert cookie.client == factory.client_cookie(server) == query.client_cookie
         assert cookie.server == b"S" * 16
     assert made == []  # built directly, no dnspython message
+
+
+def _flip_per_byte(rng: random.Random, name: dns.name.Name) -> tuple[bytes, ...]:
+    """0x20 as first written: one draw per label, each letter's bit tested in turn."""
+    labels = []
+    for label in name.labels:
+        bits = rng.getrandbits(max(1, len(label)))
+        labels.append(
+            bytes(
+                (c ^ 0x20) if (0x61 <= (c | 0x20) <= 0x7A and (bits >> i) & 1) else c
+                for i, c in enumerate(label)
+            )
+        )
+    return tuple(labels)
+
+
+def test_0x20_flips_the_same_letters_for_the_same_draws():
+    """Seeded runs (the simulated lab) depend on the draws and their use staying put."""
+    pick = random.Random(7)
+    for _ in range(1500):
+        labels = [
+            bytes(pick.randrange(256) for _ in range(pick.randrange(1, 64)))
+            for _ in range(pick.randrange(0, 4))
+        ]
+        name = dns.name.Name([*labels, b""])
+        factory = QueryFactory(DEFAULT, Entropy(random.Random(pick.randrange(10**9))))
+        twin = random.Random()
+        twin.setstate(factory.entropy.secure.getstate())
+        assert factory.randomize_case(name).labels == _flip_per_byte(twin, name)
+        assert factory.entropy.secure.getstate() == twin.getstate()

@@ -27,8 +27,13 @@ from poisonproof.net.base import Address
 from poisonproof.resolver.defenses import EPHEMERAL_PORTS, Defenses, TxidStrategy
 from poisonproof.wire import fast_parse
 from poisonproof.wire.guard import REPLY_LABELS, within_budget
+from poisonproof.wire.speedups import valid_name
 
 EDNS_PAYLOAD = 1232
+_LETTERS = bytes(0x20 if 0x61 <= (c | 0x20) <= 0x7A else 0 for c in range(256))
+"""Byte translation: ASCII letters to 0x20 (the case bit), everything else to 0."""
+_SPREAD = [sum(1 << (8 * i + 5) for i in range(8) if b >> i & 1) for b in range(256)]
+"""Bit i of a byte moved to bit 5 of byte i of a little-endian 64-bit number."""
 COOKIE_OPTION = dns.edns.OptionType.COOKIE
 
 
@@ -78,17 +83,23 @@ class QueryFactory:
         return self._pool[self.entropy.secure.randrange(len(self._pool))]
 
     def randomize_case(self, name: dns.name.Name) -> dns.name.Name:
+        """0x20: bit i of one random draw per label flips the case of the label's byte i
+        when it is a letter (the draws are the same as ever, so seeded runs repeat)."""
         rng = self.entropy.secure
         labels = []
         for label in name.labels:
-            bits = rng.getrandbits(max(1, len(label)))
-            labels.append(
-                bytes(
-                    (c ^ 0x20) if (0x61 <= (c | 0x20) <= 0x7A and (bits >> i) & 1) else c
-                    for i, c in enumerate(label)
-                )
-            )
-        return dns.name.Name(labels)
+            size = len(label)
+            bits = rng.getrandbits(max(1, size))
+            if not size:
+                labels.append(label)
+                continue
+            flips = 0  # bit i of `bits` moved to bit 5 (0x20) of byte i, little-endian
+            for chunk in range(0, size, 8):
+                flips |= _SPREAD[(bits >> chunk) & 0xFF] << (8 * chunk)
+            letters = int.from_bytes(label.translate(_LETTERS), "little")
+            flipped = int.from_bytes(label, "little") ^ (flips & letters)
+            labels.append(flipped.to_bytes(size, "little"))
+        return valid_name(tuple(labels))  # same lengths as the valid labels it came from
 
     def client_cookie(self, server: Address) -> bytes:
         """RFC 9018-style: a stable per-server client cookie from our secret."""
