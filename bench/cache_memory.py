@@ -5,7 +5,9 @@ A RRsets plus 10% more, as the resolver stores answers (one `put` each, answer r
 and measuring the process's resident memory before and after (/proc/self/statm), so bytes
 per RRset include the dict, the LRU order and dnspython's objects; checking the bound held
 (at most COUNT entries, the oldest evicted); doing the same for the fast path's stored
-replies (`AnswerCache`, one rendered reply per query). Prints one JSON object.
+replies (`AnswerCache`, one rendered reply per query). Each part runs in a fresh process
+of its own (memory one part freed would otherwise be reused by the next, unseen by the
+resident size). Prints one JSON object.
 Must never: touch the network or read another process's memory.
 
 Run: `python bench/cache_memory.py [COUNT]` (default 1,000,000).
@@ -16,6 +18,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -86,9 +89,29 @@ def measure_answers(count: int) -> dict[str, float]:
     return {"replies": count, "bytes_per_reply": (rss() - before) / count}
 
 
+def in_fresh_process(part: str, count: int) -> dict[str, float]:
+    """One part measured by a new process running this script (`--part PART COUNT`)."""
+    done = subprocess.run(
+        [sys.executable, __file__, "--part", part, str(count)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=1800,
+    )
+    result: dict[str, float] = json.loads(done.stdout)
+    return result
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--part"]:
+        part, count = argv[1], int(argv[2])
+        print(json.dumps(measure_cache(count) if part == "cache" else measure_answers(count)))
+        return 0
     count = int(argv[0]) if argv else 1_000_000
-    result = {"cache": measure_cache(count), "answers": measure_answers(count // 10)}
+    result = {
+        "cache": in_fresh_process("cache", count),
+        "answers": in_fresh_process("answers", count // 10),
+    }
     print(json.dumps(result))
     return 0
 

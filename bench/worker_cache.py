@@ -9,15 +9,18 @@ alternating turns (A B A B), counting upstream queries; and printing per mode th
 queries to warm, queries per second, CPU microseconds per query (all workers), and the
 workers' memory (sum of RSS and of PSS: a page of the shared table counts in the RSS of
 every worker that touched it, and once in the PSS sum).
+With `--write FILE`, also its own section of that Markdown file (`bench:workers`).
 Must never: run outside the private namespace it made, leave a process it started
-running, write BENCHMARKS.md (it prints), or print a figure it did not measure in this run.
+running, touch another section of BENCHMARKS.md, or print a figure it did not measure in
+this run.
 
-Run: `.venv/bin/python bench/worker_cache.py [--duration 5] [--rounds 2]`.
+Run: `.venv/bin/python bench/worker_cache.py [--duration 5] [--rounds 2] [--write BENCHMARKS.md]`.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import statistics
 import sys
@@ -38,6 +41,7 @@ from resolver_bench import (
     timed_turn,
     warm_workers,
 )
+from sections import write_section
 
 from poisonproof.resolver.shared_answers import SLOTS, table_size
 from poisonproof.server.workers import worker_pids
@@ -74,6 +78,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=2, help="turns per mode")
     parser.add_argument("--clients", type=int, default=4, help="dnsperf -c")
     parser.add_argument("--outstanding", type=int, default=100, help="dnsperf -q")
+    parser.add_argument("--write", type=Path, help="also write its section of this Markdown file")
     return parser.parse_args(argv)
 
 
@@ -147,11 +152,51 @@ def bench(args: argparse.Namespace) -> int:
                 server.stop()
             if world is not None:
                 world.stop()
+    table = results_table(runs)
+    lines = summary(runs, warming, upstream, memory)
     print()
-    print("\n".join(results_table(runs)))
+    print("\n".join(table))
     print()
-    print("\n".join(summary(runs, warming, upstream, memory)))
+    print("\n".join(lines))
+    if args.write:
+        write_section(args.write, "workers", section(args, table, lines))
+        print(f"\nwrote the workers section of {args.write}")
     return 0
+
+
+def section(args: argparse.Namespace, table: list[str], lines: list[str]) -> str:
+    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    command = " ".join([".venv/bin/python bench/worker_cache.py", *sys.argv[1:]])
+    return "\n".join(
+        [
+            f"## `serve --workers {WORKERS}`: a cache per worker, or one answer table shared",
+            "",
+            f"Run of {when}: `{command}` (the machine of the sections above; in a private "
+            "namespace with the lab world, like the resolver bench). Both modes are warmed "
+            "with every name of the resolver bench's query file asked from 16 source ports "
+            "(so the kernel spreads them over both workers), then driven by dnsperf in "
+            "turns (A B A B).",
+            "",
+            *lines,
+            "",
+            "<details><summary>every turn</summary>",
+            "",
+            *table,
+            "",
+            "</details>",
+            "",
+            "**Chosen: shared (the default of `--worker-cache`).** A cached query costs the "
+            "same in both modes (a shared entry is taken into the worker's own cache on its "
+            "first miss, so every later hit is a local one); a name is resolved about once "
+            "instead of once per worker, so there are fewer upstream queries (fewer chances "
+            "for an off-path forger) and a client whose queries reach another worker gets "
+            "the cached answer instead of waiting for a resolution. The price is a fixed "
+            "table in /dev/shm. What one worker's full path rendered (scrubbed and "
+            "validated) is what the others serve: a poisoned reply would reach all workers, "
+            "not 1/N of them, which is also true of a single process. `--worker-cache "
+            "private` keeps one cache per process.",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

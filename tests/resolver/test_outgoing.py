@@ -11,6 +11,7 @@ import dns.message
 import dns.name
 import dns.rdataclass
 import dns.rdatatype
+import dns.rrset
 import pytest
 
 from poisonproof.resolver.defenses import DEFAULT, PRE_2008, PRESETS, TxidStrategy, preset
@@ -185,3 +186,26 @@ def test_0x20_flips_the_same_letters_for_the_same_draws():
         twin.setstate(factory.entropy.secure.getstate())
         assert factory.randomize_case(name).labels == _flip_per_byte(twin, name)
         assert factory.entropy.secure.getstate() == twin.getstate()
+
+
+def test_a_0x20_reply_is_parsed_with_its_compressed_names_lowercase():
+    """Names compressed into the echoed question come out canonical (what the cache keeps);
+    the case the server echoed is still checked on the datagram itself."""
+    f = factory(dataclasses.replace(DEFAULT, cookies=False))
+    for _ in range(20):
+        query = f.make(dns.name.from_text("www.bank.example."), 1, SERVER, use_0x20=True)
+        message = dns.message.from_wire(query.wire)
+        reply = dns.message.make_response(message)
+        reply.answer.append(
+            dns.rrset.from_text(message.question[0].name, 60, "IN", "CNAME", "Host.bank.example.")
+        )
+        wire = reply.to_wire()
+        assert query.check(wire, SERVER) is None
+        parsed = query.parsed(wire)
+        assert parsed is not None and parsed.id == query.txid
+        owner, target = parsed.answer[0].name, parsed.answer[0][0].target
+        assert owner.to_text() == "www.bank.example."  # through the pointer to the question
+        assert target.to_text() == "Host.bank.example."  # its own labels keep their case
+        if query.sent_name.to_text() != "www.bank.example.":
+            echoed = wire[:12] + wire[12:30].lower() + wire[30:]
+            assert query.check(echoed, SERVER) == "wrong_case"

@@ -217,6 +217,11 @@ class OutgoingQuery:
         default=None, repr=False, compare=False
     )
     """The last datagram `check` parsed, and its parse (so the reply is parsed once)."""
+    sent_wire: bytes = field(init=False, repr=False, compare=False)
+    """`sent_name` on the wire, as sent (with its 0x20 case)."""
+
+    def __post_init__(self) -> None:
+        self.sent_wire = self.sent_name.to_wire()
 
     def check(self, data: bytes, sender: Address) -> str | None:
         """The acceptance test for one datagram: None accepts it, else why not (pure)."""
@@ -228,8 +233,9 @@ class OutgoingQuery:
             return "wrong_id"
         if not within_budget(data, REPLY_LABELS):
             return "malformed"  # a compression bomb: never parsed
+        asked = data[12 : 12 + len(self.sent_wire)]  # the echoed question name, as sent back
         try:
-            reply = fast_parse.from_wire(data)
+            reply = fast_parse.from_wire(self._lowercase_question(data, asked))
         except Exception:
             return "malformed"
         self._parsed = (data, reply)
@@ -238,7 +244,7 @@ class OutgoingQuery:
         question = reply.question[0]
         if question.name != self.sent_name or question.rdtype != self.qtype:
             return "wrong_question"
-        if self.exact_case and question.name.to_wire() != self.sent_name.to_wire():
+        if self.exact_case and asked != self.sent_wire:
             return "wrong_case"
         if self.client_cookie is None:
             return None
@@ -248,6 +254,20 @@ class OutgoingQuery:
         if cookie.client != self.client_cookie:  # type: ignore[attr-defined]
             return "bad_cookie"
         return None
+
+    def _lowercase_question(self, data: bytes, asked: bytes) -> bytes:
+        """`data` with its question name lowercased when it is our 0x20 name (any case).
+
+        The records of a reply mostly name their owners, and the names in their rdata, by
+        compression pointers into the question: parsed from this copy they come out
+        lowercase already, which is the form the scrubber would copy them into (the cache
+        keeps canonical names). The case the server echoed is checked on `data` itself.
+        """
+        if not self.exact_case or asked == (lowered := asked.lower()):
+            return data
+        if lowered != self.sent_wire.lower():
+            return data  # not our name: parsed as it came, and rejected below
+        return data[:12] + lowered + data[12 + len(lowered) :]
 
     def parsed(self, data: bytes) -> dns.message.Message | None:
         """`data` parsed: the parse `check` made when it accepted this very datagram (which
