@@ -29,7 +29,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from auth_bench import BenchError, Run, Server, dnsperf_argv, need, results_table, sigterm_as_exit
+from auth_bench import (
+    BenchError,
+    Run,
+    Server,
+    cpu_seconds,
+    dnsperf_argv,
+    need,
+    results_table,
+    sigterm_as_exit,
+)
 from resolver_bench import (
     INNER_ENV,
     QUERIES,
@@ -82,20 +91,37 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def per_worker_cpu(server: Server) -> list[float]:
+    """utime+stime of each worker process of `server`, in PID order (s)."""
+    return [cpu_seconds(pid) for pid in sorted(worker_pids(server.pid))]
+
+
+def cpu_split(before: list[float], after: list[float]) -> str:
+    """Each worker's share of the workers' CPU between two readings, e.g. `71/29`."""
+    used = [b - a for a, b in zip(before, after, strict=True)]
+    total = sum(used) or 1.0
+    return "/".join(f"{100 * u / total:.0f}" for u in sorted(used, reverse=True))
+
+
 def summary(
-    runs: list[Run], warming: dict[str, int], upstream: dict[str, int], memory: dict[str, Memory]
+    runs: list[Run],
+    warming: dict[str, int],
+    upstream: dict[str, int],
+    memory: dict[str, Memory],
+    split: dict[str, str],
 ) -> list[str]:
     lines = [
         "| worker cache | upstream queries to warm | queries/s | CPU µs/query (all workers) "
-        "| upstream during turns | workers' RSS | workers' PSS |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| CPU split across workers (%) | upstream during turns | workers' RSS | workers' PSS |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for mode, server_name in zip(MODES, target_names(), strict=True):
         mine = [run for run in runs if run.target == server_name]
         qps = statistics.mean(run.qps for run in mine)
         cpu = statistics.mean(run.cpu_us_per_query for run in mine)
         lines.append(
-            f"| {mode} | {warming[mode]} | {qps:,.0f} | {cpu:.1f} | {upstream[mode]} "
+            f"| {mode} | {warming[mode]} | {qps:,.0f} | {cpu:.1f} | {split[mode]} "
+            f"| {upstream[mode]} "
             f"| {memory[mode].rss_kb / 1024:.1f} MB | {memory[mode].pss_kb / 1024:.1f} MB |"
         )
     lines += [
@@ -103,6 +129,12 @@ def summary(
         f"The shared table is a file of {table_size(SLOTS) / 1e6:.1f} MB in /dev/shm "
         f"({SLOTS:,} slots), allocated when made; only the pages a worker touched count "
         "in its RSS.",
+        "",
+        "The kernel spreads dnsperf's 4 client sockets over the workers by a hash of their "
+        "addresses, so each mode gets its own split (the CPU split column): the more "
+        "evenly the queries are spread, the smaller each worker's batches (datagrams per "
+        "wake-up), and the more CPU per query. Compare the CPU per query of the two modes "
+        "only at similar splits.",
     ]
     return lines
 
@@ -132,6 +164,7 @@ def bench(args: argparse.Namespace) -> int:
                 warming[mode] = warm_workers(servers[mode], world)
             runs: list[Run] = []
             upstream = dict.fromkeys(MODES, 0)
+            cpu_before = {mode: per_worker_cpu(server) for mode, server in servers.items()}
             for round_no in range(1, args.rounds + 1):
                 for mode, server in servers.items():
                     perf = dnsperf_argv(
@@ -147,13 +180,17 @@ def bench(args: argparse.Namespace) -> int:
                     runs.append(timed_turn(server, perf, round_no, args.duration))
                     upstream[mode] += world.queries() - before
             memory = {mode: workers_memory(server) for mode, server in servers.items()}
+            split = {
+                mode: cpu_split(cpu_before[mode], per_worker_cpu(server))
+                for mode, server in servers.items()
+            }
         finally:
             for server in servers.values():
                 server.stop()
             if world is not None:
                 world.stop()
     table = results_table(runs)
-    lines = summary(runs, warming, upstream, memory)
+    lines = summary(runs, warming, upstream, memory, split)
     print()
     print("\n".join(table))
     print()
