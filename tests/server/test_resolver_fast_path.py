@@ -24,7 +24,7 @@ from poisonproof.net.real import RealNetwork
 from poisonproof.net.udp_batch import BatchedUdpService
 from poisonproof.server.resolver_server import ResolverServer
 from poisonproof.server.settings import Settings
-from poisonproof.wire import fast_parse
+from poisonproof.wire import fast_parse, plain_render
 
 NAMES = [
     ("mail.bank.example.", "A", dns.rcode.NOERROR),
@@ -44,10 +44,11 @@ def random_case(name: str, rng: random.Random) -> str:
 
 @contextmanager
 def counting(calls: dict[str, int]) -> Iterator[None]:
-    """Wrap the message parsers (ours and dnspython's), renderer and response builder with
-    counters."""
+    """Wrap the message parsers and renderers (ours and dnspython's) and the response
+    builder with counters."""
     originals: list[tuple[Any, str, Any]] = [
         (fast_parse, "from_wire", fast_parse.from_wire),  # ours, in front of dnspython's
+        (plain_render, "render_plain", plain_render.render_plain),  # ours, beside it
         (dns.message, "from_wire", dns.message.from_wire),
         (dns.message, "make_response", dns.message.make_response),
         (dns.message.Message, "to_wire", dns.message.Message.to_wire),
@@ -125,10 +126,11 @@ def test_cache_hits_over_udp_never_touch_dnspython(settings: Settings) -> None:
                 assert all(key in expected for key, _, _ in burst)
             hits = server.frontend.stats.get("cache_hits", 0) - hits_before
             calls = {}
+            unusual = dns.message.make_query("mail.bank.example.", "A", use_edns=0).to_wire()
             with counting(calls):  # the counters see the full path: a query it must parse
-                unusual = dns.message.make_query("mail.bank.example.", "A", use_edns=0)
-                await asyncio.to_thread(exchange_burst, port, [unusual.to_wire()])
-            assert calls.get("from_wire", 0) >= 1 and calls.get("to_wire", 0) >= 1, calls
+                await asyncio.to_thread(exchange_burst, port, [unusual])
+            rendered = calls.get("to_wire", 0) + calls.get("render_plain", 0)
+            assert calls.get("from_wire", 0) >= 1 and rendered >= 1, calls
             return hits, udp.datagrams, exchanges, expected
         finally:
             await server.stop(quiet=True)

@@ -23,19 +23,27 @@ import dns.opcode
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
+import dns.rrset
 
 from poisonproof.net.base import Address, Via
 from poisonproof.resolver.answer_cache import AnswerCache
 from poisonproof.resolver.iterator import Answer, Ede, Resolver
 from poisonproof.resolver.sentinel import sentinel_fails
 from poisonproof.resolver.validator import Security
-from poisonproof.wire import fast_parse
+from poisonproof.wire import fast_parse, plain_render
 from poisonproof.wire.guard import QUERY_LABELS, within_budget
 
 DEFAULT_ALLOW = ("127.0.0.0/8", "::1/128")
 UDP_PAYLOAD = 1232
 _META = {dns.rdatatype.OPT, dns.rdatatype.TSIG, dns.rdatatype.TKEY}
 _TRANSFER = {dns.rdatatype.AXFR, dns.rdatatype.IXFR}
+_PLAIN_SECURITY = (Security.UNCHECKED, Security.INSECURE)
+"""Answers rendered without DNSSEC flags or records (no AD, no sentinel, no bogus)."""
+_OPCODE_BITS = 0x7800
+_PADDING = dns.edns.OptionType.PADDING
+_ANSWER_FLAGS = dns.flags.QR | dns.flags.RA
+_COPIED_FLAGS = dns.flags.RD | dns.flags.CD
+"""Query flags a reply copies (RFC 1035 §4.1.1 for RD; RFC 4035 §3.2.2 for CD)."""
 
 
 @dataclass(frozen=True)
@@ -192,7 +200,45 @@ class Frontend:
             self.answers.store(raw_query, wire, ttl)
         return wire
 
+    def _limit(self, query: dns.message.Message, via: Via) -> int:
+        """The longest reply `query` may get over `via`."""
+        if via is not Via.UDP:
+            return 65535
+        return 512 if query.edns < 0 else max(512, min(query.payload, self.udp_payload))
+
+    def _render_plain(self, query: dns.message.Message, answer: Answer, via: Via) -> bytes | None:
+        """The reply, for the common case, without a dnspython `Message`: what `_render`
+        would build, byte for byte (a test holds them equal). None when it is not that
+        case (DNSSEC, an EDE, EDNS padding, another opcode) or does not fit its limit."""
+        if (
+            answer.security not in _PLAIN_SECURITY
+            or answer.ede is not None
+            or answer.rcode > 15
+            or len(query.question) != 1
+            or query.flags & _OPCODE_BITS
+        ):
+            return None
+        payload = None
+        if query.edns >= 0:
+            if query.ednsflags & dns.flags.DO or any(o.otype == _PADDING for o in query.options):
+                return None
+            payload = self.udp_payload
+        question = query.question[0]
+        flags = _ANSWER_FLAGS | (query.flags & _COPIED_FLAGS) | answer.rcode
+        return plain_render.render_plain(
+            query.id,
+            int(flags),
+            (question.name, question.rdtype, question.rdclass),
+            [_echo_case(rrset, question.name) for rrset in answer.answer],
+            list(answer.authority),
+            self._limit(query, via),
+            payload,
+        )
+
     def _render(self, query: dns.message.Message, answer: Answer, via: Via) -> bytes:
+        plain = self._render_plain(query, answer, via)
+        if plain is not None:
+            return plain
         reply = dns.message.make_response(
             query, recursion_available=True, our_payload=self.udp_payload
         )
@@ -229,10 +275,7 @@ class Frontend:
         rrsets = []
         for rrset in answer.answer:
             sigs = answer.sigs.get((rrset.name, int(rrset.rdtype))) if dnssec_ok else None
-            if qname is not None and rrset.name == qname:
-                rrset = rrset.copy()
-                rrset.name = qname  # echo the client's case in the owner, as in the question
-            rrsets.append(rrset)
+            rrsets.append(rrset if qname is None else _echo_case(rrset, qname))
             if sigs is not None:
                 rrsets.append(sigs)
         reply.answer = rrsets
@@ -247,12 +290,18 @@ class Frontend:
                 self.udp_payload,
                 options=[dns.edns.EDEOption(code, text)],
             )
-        limit = 65535
-        if via is Via.UDP:
-            limit = 512 if query.edns < 0 else max(512, min(query.payload, self.udp_payload))
         try:
-            return reply.to_wire(max_size=limit, want_shuffle=False)
+            return reply.to_wire(max_size=self._limit(query, via), want_shuffle=False)
         except dns.exception.TooBig:
             reply.answer, reply.authority, reply.additional = [], [], []
             reply.flags |= dns.flags.TC
             return reply.to_wire(want_shuffle=False)
+
+
+def _echo_case(rrset: dns.rrset.RRset, qname: dns.name.Name) -> dns.rrset.RRset:
+    """`rrset`, owned by the client's spelling of `qname` when it is that name's."""
+    if rrset.name != qname:
+        return rrset
+    echoed = rrset.copy()
+    echoed.name = qname  # the client's case in the owner, as in the question
+    return echoed
