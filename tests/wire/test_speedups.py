@@ -160,3 +160,42 @@ def test_parent_and_canonicalize_as_dnspython(name: dns.name.Name) -> None:
     for special in (dns.name.root, dns.name.empty):
         with pytest.raises(dns.name.NoParent):
             special.parent()
+
+
+_RDATA_TEXTS = st.one_of(
+    st.tuples(st.just("A"), st.sampled_from(["10.0.0.1", "10.0.0.2", "192.0.2.255"])),
+    st.tuples(st.just("AAAA"), st.sampled_from(["2001:db8::1", "2001:DB8:0::1", "::1"])),
+    st.tuples(
+        st.sampled_from(["NS", "CNAME", "PTR"]), st.sampled_from(["Ns1.Ex.", "ns1.ex.", "a."])
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_RDATA_TEXTS, min_size=1, max_size=8))
+def test_rdata_field_hashes_agree_with_equality(texts: list[tuple[str, str]]) -> None:
+    import dns.rdataclass
+    import dns.rdatatype
+
+    rdatas = [dns.rdata.from_text(dns.rdataclass.IN, t, v) for t, v in texts]
+    assert all(type(r).__hash__ is speedups.rdata_classes()[type(r)] for r in rdatas)
+    for first in rdatas:
+        for second in rdatas:
+            if first == second:
+                assert hash(first) == hash(second)
+    distinct: list[dns.rdata.Rdata] = []
+    for rdata in rdatas:
+        if rdata not in distinct:  # equality alone: what a set must come to
+            distinct.append(rdata)
+    assert list(dict.fromkeys(rdatas)) == distinct
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 0xFFFF), st.integers(0, 0xFFFFFFFF))
+def test_message_rcode_as_dnspython(flags: int, ednsflags: int) -> None:
+    message = dns.message.Message()
+    message.flags, message.ednsflags = flags, ednsflags
+    assert message.rcode() is speedups.original_rcode()(message) or (
+        message.rcode() == speedups.original_rcode()(message)
+        and type(message.rcode()) is type(speedups.original_rcode()(message))
+    )

@@ -26,6 +26,13 @@ valid), and `install()`, which replaces
   dnspython's own loop with each suffix made by `valid_name`; relative names and
   `file is None` go to the original unchanged;
 - `Name.parent` and `Name.canonicalize` by the same results made by `valid_name`;
+- `__hash__` of the A, AAAA, NS, CNAME and PTR rdata classes by the hash of the one field
+  their equality compares (the normalised address text; the target name, whose hash
+  ignores case as their canonical comparison does) instead of rendering the rdata in
+  canonical form each time: equal rdata still hash equal (rdata hashes are salted per
+  process anyway, through `bytes`, so no value was ever stable to keep);
+- `Message.rcode` by the same computation with `Rcode.make` remembered per value (at most
+  4,096);
 - `Name.__hash__` by the same function remembered per labels tuple (the same value,
   computed once per spelling; the memo is bounded and emptied when full);
 - `Name.__eq__` and `__ne__` by a comparison of the lowercased labels (what
@@ -41,7 +48,12 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+import dns.message
 import dns.name
+import dns.rcode
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
 import dns.version
 
 MEASURED_ON = "2.9.2"
@@ -53,6 +65,7 @@ _original_eq = dns.name.Name.__eq__
 _original_ne = dns.name.Name.__ne__
 _original_parent = dns.name.Name.parent
 _original_canonicalize = dns.name.Name.canonicalize
+_original_rcode = dns.message.Message.rcode
 
 HASH_MEMO_SIZE = 100_000
 """Spellings of names whose hash is remembered before the memo is emptied."""
@@ -132,6 +145,43 @@ def _ne(self: dns.name.Name, other: object) -> bool:
     return not _eq(self, other)
 
 
+def _address_hash(self: Any) -> int:
+    return hash(self.address)
+
+
+def _target_hash(self: Any) -> int:
+    return hash(self.target)
+
+
+_RDATA_HASHES = {
+    (dns.rdataclass.IN, dns.rdatatype.A): _address_hash,
+    (dns.rdataclass.IN, dns.rdatatype.AAAA): _address_hash,
+    (dns.rdataclass.IN, dns.rdatatype.NS): _target_hash,
+    (dns.rdataclass.IN, dns.rdatatype.CNAME): _target_hash,
+    (dns.rdataclass.IN, dns.rdatatype.PTR): _target_hash,
+}
+"""The rdata classes whose hash is the hash of the field their equality compares."""
+
+
+_rcodes: dict[int, Any] = {}
+
+
+def _rcode(self: dns.message.Message) -> Any:
+    value = (int(self.flags) & 0x000F) | ((int(self.ednsflags) >> 20) & 0xFF0)
+    found = _rcodes.get(value)
+    if found is None:
+        found = _rcodes[value] = dns.rcode.Rcode.make(value)
+    return found
+
+
+def rdata_classes() -> dict[Any, Any]:
+    """Each rdata class `install` gives a field hash, with that hash function."""
+    return {
+        dns.rdata.get_rdata_class(rdclass, rdtype): function
+        for (rdclass, rdtype), function in _RDATA_HASHES.items()
+    }
+
+
 def install() -> bool:
     """Put the fast paths in place; True when they are in place (False: another dnspython)."""
     if dns.name.Name.to_wire is _to_wire:
@@ -144,6 +194,9 @@ def install() -> bool:
     dns.name.Name.__ne__ = _ne  # type: ignore[method-assign,assignment]
     dns.name.Name.parent = _parent  # type: ignore[method-assign]
     dns.name.Name.canonicalize = _canonicalize  # type: ignore[method-assign]
+    for cls, function in rdata_classes().items():
+        cls.__hash__ = function
+    dns.message.Message.rcode = _rcode  # type: ignore[method-assign]
     return True
 
 
@@ -162,3 +215,8 @@ def originals() -> dict[str, Any]:
         "parent": _original_parent,
         "canonicalize": _original_canonicalize,
     }
+
+
+def original_rcode() -> Any:
+    """dnspython's own `Message.rcode`."""
+    return _original_rcode
