@@ -1048,6 +1048,28 @@ def bench_cold(args: argparse.Namespace) -> int:
     return 1 if missed else 0
 
 
+def alternating_turns(
+    servers: list[Server],
+    world: WorldThread,
+    dnsperf: str,
+    query_file: Path,
+    args: argparse.Namespace,
+) -> list[tuple[Run, int]]:
+    """dnsperf against each server in turn (A B A B), `args.rounds` times: each turn's run
+    and the queries the world answered meanwhile (0 when every answer came from a cache)."""
+    turns: list[tuple[Run, int]] = []
+    for round_no in range(1, args.rounds + 1):
+        for server in servers:
+            perf = dnsperf_argv(
+                dnsperf, server.port, query_file, args.duration, args.clients, args.outstanding
+            )
+            print(f"round {round_no}: {server.name} ({args.duration}s) ...", flush=True)
+            before = world.queries()
+            run = timed_turn(server, perf, round_no, args.duration)
+            turns.append((run, world.queries() - before))
+    return turns
+
+
 def bench_cached(args: argparse.Namespace) -> int:
     """Inside the namespace: ours and Unbound on the cached names alone; its exit status."""
     check_namespace()
@@ -1065,19 +1087,7 @@ def bench_cached(args: argparse.Namespace) -> int:
             hints.write_text(world.running.root_hints_text())
             servers = [ours(workdir, hints), unbound(workdir, unbound_bin, hints)[0]]
             warm(servers, world)
-            runs: list[Run] = []
-            for round_no in range(1, args.rounds + 1):
-                for server in servers:
-                    perf = dnsperf_argv(
-                        dnsperf,
-                        server.port,
-                        query_file,
-                        args.duration,
-                        args.clients,
-                        args.outstanding,
-                    )
-                    print(f"round {round_no}: {server.name} ({args.duration}s) ...", flush=True)
-                    runs.append(timed_turn(server, perf, round_no, args.duration))
+            runs = [run for run, _ in alternating_turns(servers, world, dnsperf, query_file, args)]
         finally:
             for server in servers:
                 server.stop()
@@ -1128,22 +1138,9 @@ def bench(args: argparse.Namespace, bench_command: str) -> tuple[str, int]:
             multi_warming = warm_workers(multi, world)
             for kind in REFERENCE_KINDS:
                 servers.append(reference(workdir, kind, answers))
-            runs: list[Run] = []
-            upstream: list[int] = []
-            for round_no in range(1, args.rounds + 1):
-                for server in servers:
-                    perf = dnsperf_argv(
-                        dnsperf,
-                        server.port,
-                        query_file,
-                        args.duration,
-                        args.clients,
-                        args.outstanding,
-                    )
-                    print(f"round {round_no}: {server.name} ({args.duration}s) ...", flush=True)
-                    before = world.queries()
-                    runs.append(timed_turn(server, perf, round_no, args.duration))
-                    upstream.append(world.queries() - before)
+            turns = alternating_turns(servers, world, dnsperf, query_file, args)
+            runs = [run for run, _ in turns]
+            upstream = [answered for _, answered in turns]
             samples: dict[str, list[float]] = {server.name: [] for server in servers}
             for round_no in range(1, args.rounds + 1):
                 for server in servers:

@@ -34,7 +34,6 @@ from auth_bench import (
     Run,
     Server,
     cpu_seconds,
-    dnsperf_argv,
     need,
     results_table,
     sigterm_as_exit,
@@ -44,10 +43,10 @@ from resolver_bench import (
     QUERIES,
     WORLD_PORT,
     WorldThread,
+    alternating_turns,
     check_namespace,
     ours,
     run_in_namespace,
-    timed_turn,
     warm_workers,
 )
 from sections import write_section
@@ -162,23 +161,13 @@ def bench(args: argparse.Namespace) -> int:
                 servers[mode] = ours(workdir, hints, WORKERS, mode)
                 print(f"warming {servers[mode].name} ...", flush=True)
                 warming[mode] = warm_workers(servers[mode], world)
-            runs: list[Run] = []
-            upstream = dict.fromkeys(MODES, 0)
             cpu_before = {mode: per_worker_cpu(server) for mode, server in servers.items()}
-            for round_no in range(1, args.rounds + 1):
-                for mode, server in servers.items():
-                    perf = dnsperf_argv(
-                        dnsperf,
-                        server.port,
-                        query_file,
-                        args.duration,
-                        args.clients,
-                        args.outstanding,
-                    )
-                    print(f"round {round_no}: {server.name} ({args.duration}s) ...", flush=True)
-                    before = world.queries()
-                    runs.append(timed_turn(server, perf, round_no, args.duration))
-                    upstream[mode] += world.queries() - before
+            turns = alternating_turns(list(servers.values()), world, dnsperf, query_file, args)
+            runs = [run for run, _ in turns]
+            mode_of = {server.name: mode for mode, server in servers.items()}
+            upstream = dict.fromkeys(MODES, 0)
+            for run, answered in turns:
+                upstream[mode_of[run.target]] += answered
             memory = {mode: workers_memory(server) for mode, server in servers.items()}
             split = {
                 mode: cpu_split(cpu_before[mode], per_worker_cpu(server))

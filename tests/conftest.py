@@ -150,6 +150,12 @@ class WorldThread:
         path.write_text(self.running.root_hints_text())
         return path
 
+    def serve_args(self, directory: Path) -> list[str]:
+        """`poisonproof serve` options that make it iterate from this world (hints file
+        written into `directory`)."""
+        hints = str(self.hints_file(directory))
+        return ["--root-hints", hints, "--upstream-port", str(self.port), "--query-localhost", "on"]
+
     def query_counts(self) -> dict[str, int]:
         return self.running.query_counts()
 

@@ -30,12 +30,7 @@ from tests.conftest import require_tool
 def test_serve_writes_dnstap_that_dnstap_read_reads(start_resolver_process, world_thread, tmp_path):
     tap = tmp_path / "resolver.dnstap"
     server = start_resolver_process(
-        "--root-hints",
-        str(world_thread.hints_file(tmp_path)),
-        "--upstream-port",
-        str(world_thread.port),
-        "--query-localhost",
-        "on",
+        *world_thread.serve_args(tmp_path),
         "--dnstap",
         str(tap),
     )

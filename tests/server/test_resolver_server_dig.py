@@ -22,12 +22,7 @@ pytestmark = pytest.mark.interop
 @pytest.fixture
 def resolver(start_resolver_process, world_thread, tmp_path):
     return start_resolver_process(
-        "--root-hints",
-        str(world_thread.hints_file(tmp_path)),
-        "--upstream-port",
-        str(world_thread.port),
-        "--query-localhost",
-        "on",
+        *world_thread.serve_args(tmp_path),
     )
 
 
@@ -87,12 +82,7 @@ def test_record_types_chains_and_negative_answers(resolver):
 
 def test_clients_outside_the_acl_are_refused(start_resolver_process, world_thread, tmp_path):
     closed = start_resolver_process(
-        "--root-hints",
-        str(world_thread.hints_file(tmp_path)),
-        "--upstream-port",
-        str(world_thread.port),
-        "--query-localhost",
-        "on",
+        *world_thread.serve_args(tmp_path),
         "--allow",
         "192.0.2.0/24",
     )

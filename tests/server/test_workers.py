@@ -25,12 +25,7 @@ def test_two_workers_share_the_port_each_with_its_own_cache(
     server = start_resolver_process(
         "--workers",
         "2",
-        "--root-hints",
-        str(world_thread.hints_file(tmp_path)),
-        "--upstream-port",
-        str(world_thread.port),
-        "--query-localhost",
-        "on",
+        *world_thread.serve_args(tmp_path),
         "--worker-cache",
         "private",
     )

@@ -28,12 +28,7 @@ def test_a_name_one_worker_resolved_is_answered_by_the_other_from_the_table(
         "2",
         "--worker-cache",
         "shared",
-        "--root-hints",
-        str(world_thread.hints_file(tmp_path)),
-        "--upstream-port",
-        str(world_thread.port),
-        "--query-localhost",
-        "on",
+        *world_thread.serve_args(tmp_path),
     )
     workers = worker_pids(server.proc.pid)
     assert len(workers) == 2
