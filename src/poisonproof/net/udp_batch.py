@@ -341,12 +341,8 @@ class BatchedUdpService:
         self.datagrams += count
         lengths = words[_MSG_LEN : count * _HDR_WORDS : _HDR_WORDS].tolist()
         name_lengths = words[_NAMELEN : count * _HDR_WORDS : _HDR_WORDS].tolist()
-        data_view = b.data_view
-        datagrams = [
-            data_view[at : at + length].tobytes()
-            for at, length in zip(b.starts, lengths, strict=False)
-        ]
-        names = b.names_view[: count * _SOCKADDR].tobytes()
+        data, names = b.data, b.names  # a ctypes char array sliced is bytes: one copy
+        datagrams = [data[at : at + length] for at, length in zip(b.starts, lengths, strict=False)]
         known, peer = self._peers.get, self._peer
         decoded = [
             known(raw := names[at : at + n]) or peer(raw)
