@@ -44,6 +44,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -217,6 +218,23 @@ class WorldThread:
         asyncio.run_coroutine_threadsafe(self.running.stop(), self.loop).result(30)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+
+
+@contextlib.contextmanager
+def lab_bench(prefix: str) -> Iterator[tuple[Path, Path, Path, WorldThread]]:
+    """A temporary work directory holding the query file and the root hints of the lab
+    world, served from a thread until the block ends: (workdir, query file, hints, world)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        workdir = Path(tmp)
+        query_file = workdir / "queries.txt"
+        query_file.write_text("".join(f"{qname} {qtype}\n" for qname, qtype, _ in QUERIES))
+        hints = workdir / "root.hints"
+        world = WorldThread(WORLD_PORT)
+        try:
+            hints.write_text(world.running.root_hints_text())
+            yield workdir, query_file, hints, world
+        finally:
+            world.stop()
 
 
 # --------------------------------------------------------------------------- resolvers
@@ -1022,17 +1040,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def bench_cold(args: argparse.Namespace) -> int:
     """Inside the namespace: the cold-resolution part alone; its exit status."""
     check_namespace()
-    world: WorldThread | None = None
-    with sigterm_as_exit(), tempfile.TemporaryDirectory(prefix="resolver-bench-") as tmp:
-        workdir = Path(tmp)
-        hints = workdir / "root.hints"
-        try:
-            world = WorldThread(WORLD_PORT)
-            hints.write_text(world.running.root_hints_text())
-            names, colds = cold_runs(workdir, hints, world)
-        finally:
-            if world is not None:
-                world.stop()
+    with sigterm_as_exit(), lab_bench("resolver-bench-") as (workdir, _, hints, world):
+        names, colds = cold_runs(workdir, hints, world)
     print()
     print("\n".join(cold_table(colds, names)))
     by = {c.target: c for c in colds}
@@ -1076,23 +1085,14 @@ def bench_cached(args: argparse.Namespace) -> int:
     dnsperf = need("dnsperf", "/usr/bin/dnsperf")
     unbound_bin = need("unbound", "/usr/sbin/unbound")
     servers: list[Server] = []
-    world: WorldThread | None = None
-    with sigterm_as_exit(), tempfile.TemporaryDirectory(prefix="resolver-bench-") as tmp:
-        workdir = Path(tmp)
-        query_file = workdir / "queries.txt"
-        query_file.write_text("".join(f"{qname} {qtype}\n" for qname, qtype, _ in QUERIES))
-        hints = workdir / "root.hints"
+    with sigterm_as_exit(), lab_bench("resolver-bench-") as (workdir, query_file, hints, world):
         try:
-            world = WorldThread(WORLD_PORT)
-            hints.write_text(world.running.root_hints_text())
             servers = [ours(workdir, hints), unbound(workdir, unbound_bin, hints)[0]]
             warm(servers, world)
             runs = [run for run, _ in alternating_turns(servers, world, dnsperf, query_file, args)]
         finally:
             for server in servers:
                 server.stop()
-            if world is not None:
-                world.stop()
     print()
     print("\n".join(results_table(runs)))
     print()
@@ -1118,15 +1118,8 @@ def bench(args: argparse.Namespace, bench_command: str) -> tuple[str, int]:
     unbound_bin = need("unbound", "/usr/sbin/unbound")
     machine = describe_machine(dnsperf, unbound_bin)
     servers: list[Server] = []
-    world: WorldThread | None = None
-    with sigterm_as_exit(), tempfile.TemporaryDirectory(prefix="resolver-bench-") as tmp:
-        workdir = Path(tmp)
-        query_file = workdir / "queries.txt"
-        query_file.write_text("".join(f"{qname} {qtype}\n" for qname, qtype, _ in QUERIES))
-        hints = workdir / "root.hints"
+    with sigterm_as_exit(), lab_bench("resolver-bench-") as (workdir, query_file, hints, world):
         try:
-            world = WorldThread(WORLD_PORT)
-            hints.write_text(world.running.root_hints_text())
             servers.append(ours(workdir, hints))
             ub, config = unbound(workdir, unbound_bin, hints)
             servers.append(ub)
@@ -1159,8 +1152,6 @@ def bench(args: argparse.Namespace, bench_command: str) -> tuple[str, int]:
         finally:
             for server in servers:
                 server.stop()
-            if world is not None:
-                world.stop()
     print(f"cache memory ({args.memory_rrsets:,} RRsets) ...", flush=True)
     memory = memory_probe(args.memory_rrsets)
     gates = gate_results(runs, colds, memory)

@@ -24,7 +24,6 @@ import datetime
 import os
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,11 +39,9 @@ from auth_bench import (
 )
 from resolver_bench import (
     INNER_ENV,
-    QUERIES,
-    WORLD_PORT,
-    WorldThread,
     alternating_turns,
     check_namespace,
+    lab_bench,
     ours,
     run_in_namespace,
     warm_workers,
@@ -147,15 +144,8 @@ def bench(args: argparse.Namespace) -> int:
     check_namespace()
     dnsperf = need("dnsperf", "/usr/bin/dnsperf")
     servers: dict[str, Server] = {}
-    world: WorldThread | None = None
-    with sigterm_as_exit(), tempfile.TemporaryDirectory(prefix="worker-cache-bench-") as tmp:
-        workdir = Path(tmp)
-        query_file = workdir / "queries.txt"
-        query_file.write_text("".join(f"{qname} {qtype}\n" for qname, qtype, _ in QUERIES))
-        hints = workdir / "root.hints"
+    with sigterm_as_exit(), lab_bench("worker-cache-bench-") as (workdir, query_file, hints, world):
         try:
-            world = WorldThread(WORLD_PORT)
-            hints.write_text(world.running.root_hints_text())
             warming: dict[str, int] = {}
             for mode in MODES:
                 servers[mode] = ours(workdir, hints, WORKERS, mode)
@@ -176,8 +166,6 @@ def bench(args: argparse.Namespace) -> int:
         finally:
             for server in servers.values():
                 server.stop()
-            if world is not None:
-                world.stop()
     table = results_table(runs)
     lines = summary(runs, warming, upstream, memory, split)
     print()
