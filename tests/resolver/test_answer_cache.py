@@ -28,6 +28,18 @@ def query_and_reply(qname: str, address: str, ttl: int = 300) -> tuple[bytes, by
     return query.to_wire(), reply.to_wire()
 
 
+LOCAL = ("127.0.0.1", 5300)
+"""The peer of the batch replays below, admitted by `anyone`."""
+
+
+def anyone(host: str) -> bool:
+    return True
+
+
+def replay(cache: AnswerCache, queries: list[bytes], now: float) -> list[bytes | None]:
+    return cache.replay_batch(queries, now, [LOCAL] * len(queries), anyone)
+
+
 def asked(qname: str, query_id: int) -> bytes:
     query = dns.message.make_query(qname, "A")
     query.id = query_id
@@ -64,20 +76,20 @@ def test_batch_replay_equals_lookup_and_expiry_and_replacement_are_seen() -> Non
     query, reply = query_and_reply("a.example.", "192.0.2.1", ttl=10)
     cache.store(query, reply, 10)
     queries = [asked("a.example.", 1), asked("A.EXAMPLE.", 2), asked("b.example.", 3)]
-    batch = cache.replay_batch(queries, clock.now)
+    batch = replay(cache, queries, clock.now)
     assert batch[:2] == [cache.lookup(q) for q in queries[:2]]
     assert batch[2] is None
     # a newer answer for the same question replaces what the memo replays
     query2, reply2 = query_and_reply("a.example.", "192.0.2.99", ttl=10)
     cache.store(query2, reply2, 10)
-    (again,) = cache.replay_batch([asked("a.example.", 4)], clock.now)
+    (again,) = replay(cache, [asked("a.example.", 4)], clock.now)
     assert again is not None
     assert dns.message.from_wire(again).answer[0][0].to_text() == "192.0.2.99"
     # one second early rather than a TTL of 0; then nothing
     clock.now = 58.9
     assert cache.lookup(asked("a.example.", 5)) is not None
     clock.now = 59.0
-    assert cache.replay_batch([asked("a.example.", 6)], clock.now) == [None]
+    assert replay(cache, [asked("a.example.", 6)], clock.now) == [None]
     assert len(cache) == 0
 
 
@@ -90,7 +102,7 @@ def test_eviction_keeps_the_newest_entries_and_drops_their_memo() -> None:
         assert cache.lookup(asked(f"n{i}.example.", i)) is not None
     assert len(cache) == 2
     assert cache.lookup(asked("n0.example.", 9)) is None
-    assert cache.replay_batch([asked("n0.example.", 9)], clock.now) == [None]
+    assert replay(cache, [asked("n0.example.", 9)], clock.now) == [None]
     assert cache.lookup(asked("n2.example.", 9)) is not None
 
 

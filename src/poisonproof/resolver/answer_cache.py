@@ -98,34 +98,23 @@ class AnswerCache:
         self,
         queries: list[bytes],
         now: float,
-        peers: list[tuple[Any, ...]] | None = None,
-        admitted: Callable[[Any], bool | None] | None = None,
+        peers: list[tuple[Any, ...]],
+        admitted: Callable[[Any], bool | None],
     ) -> list[bytes | None]:
-        """`lookup_at` for each query (the UDP fast path: one call per datagram batch).
-
-        With `peers` and `admitted`, a query is answered only when `admitted(peer[0])` (the
-        peer's host) is true: access control in the same pass.
-        """
+        """`lookup_at` for each query whose peer's host is `admitted` (the UDP fast path:
+        one call per datagram batch, access control in the same pass)."""
         exact = self._exact.get
-        if peers is None or admitted is None:
-            replies: list[bytes | None] = [
-                query[:2] + memo[0]
-                if (memo := exact(query[2:])) is not None and now < memo[1]
-                else None
-                for query in queries
-            ]
-        else:
-            replies = [
-                query[:2] + memo[0]
-                if (memo := exact(query[2:])) is not None and now < memo[1] and admitted(peer[0])
-                else None
-                for query, peer in zip(queries, peers, strict=True)
-            ]
+        replies: list[bytes | None] = [
+            query[:2] + memo[0]
+            if (memo := exact(query[2:])) is not None and now < memo[1] and admitted(peer[0])
+            else None
+            for query, peer in zip(queries, peers, strict=True)
+        ]
         missing = replies.count(None)
         self.hits += len(replies) - missing
         if missing:
             for i, reply in enumerate(replies):
-                if reply is None and (peers is None or admitted is None or admitted(peers[i][0])):
+                if reply is None and admitted(peers[i][0]):
                     replies[i] = self.lookup_at(queries[i], now)  # counts its own hit
         return replies
 
