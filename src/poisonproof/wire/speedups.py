@@ -200,11 +200,6 @@ def install() -> bool:
     return True
 
 
-def original_to_wire() -> Any:
-    """dnspython's own `Name.to_wire` (for tests comparing the two)."""
-    return _original
-
-
 def originals() -> dict[str, Any]:
     """dnspython's own `Name` methods this module replaces, by attribute name."""
     return {
