@@ -22,7 +22,7 @@ CONFIG = RrlConfig(responses_per_second=5, window=15, slip=2)
 
 def flood(rrl: ResponseRateLimiter | None) -> tuple[int, int, int, int]:
     """(queries, bytes sent by the attacker, replies and bytes that reached the victim)."""
-    clock = ManualClock(start=5000.0)
+    clock = ManualClock(5000.0)
     engine = AuthEngine(load_zones([str(ZONE_DIR / "bank.example.zone")]), clock, rrl=rrl)
     queries = [
         dns.message.make_query(name, rdtype, use_edns=0, payload=4096).to_wire()

@@ -10,20 +10,7 @@ import dns.message
 from poisonproof.auth.engine import AuthEngine
 from poisonproof.auth.rrl import ResponseRateLimiter, RrlConfig, Verdict
 from poisonproof.auth.zones import load_zones
-from poisonproof.net.base import Via
-
-
-class ManualClock:
-    """A clock the test moves by hand (the engine reads time only from its clock)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def wall(self) -> float:
-        return self.now
+from poisonproof.net.base import ManualClock, Via
 
 
 def test_limits_per_network_and_refills_over_time():
@@ -39,7 +26,7 @@ def test_limits_per_network_and_refills_over_time():
 
 
 def test_slip_sends_every_nth_limited_reply_truncated(zone_dir: Path):
-    clock = ManualClock()
+    clock = ManualClock(1000.0)
     rrl = ResponseRateLimiter(RrlConfig(responses_per_second=2, window=5, slip=2))
     engine = AuthEngine(load_zones([str(zone_dir / "bank.example.zone")]), clock, rrl=rrl)
     query = dns.message.make_query("www.bank.example.", "A").to_wire()

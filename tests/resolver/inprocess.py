@@ -20,23 +20,11 @@ import dns.rrset
 
 from poisonproof.auth.engine import AuthEngine
 from poisonproof.auth.zones import load_zones
-from poisonproof.net.base import Address, Via
+from poisonproof.net.base import Address, ManualClock, Via
 from poisonproof.resolver.defenses import Defenses
 from poisonproof.resolver.hints import RootHints
 from poisonproof.resolver.iterator import Answer, Exchange, ExchangeResult, Resolver, ResolverConfig
 from poisonproof.resolver.outgoing import Entropy
-
-
-class ManualClock:
-    def __init__(self, start: float = 1_800_000_000.0) -> None:
-        self.now = start
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def wall(self) -> float:
-        return self.now
-
 
 Tamper = Callable[[Exchange, bytes | None], bytes | None]
 

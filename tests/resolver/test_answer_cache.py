@@ -5,20 +5,8 @@ from __future__ import annotations
 import dns.message
 import dns.rrset
 
+from poisonproof.net.base import ManualClock
 from poisonproof.resolver.answer_cache import AnswerCache
-
-
-class SteppedClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def wall(self) -> float:
-        return self.now
 
 
 def query_and_reply(qname: str, address: str, ttl: int = 300) -> tuple[bytes, bytes]:
@@ -47,7 +35,7 @@ def asked(qname: str, query_id: int) -> bytes:
 
 
 def test_replies_carry_the_new_id_and_case_and_age_by_whole_seconds() -> None:
-    clock = SteppedClock(1000.25)
+    clock = ManualClock(1000.25)
     cache = AnswerCache(clock)
     query, reply = query_and_reply("www.example.", "192.0.2.1", ttl=300)
     assert cache.store(query, reply, 300)
@@ -71,7 +59,7 @@ def test_replies_carry_the_new_id_and_case_and_age_by_whole_seconds() -> None:
 
 
 def test_batch_replay_equals_lookup_and_expiry_and_replacement_are_seen() -> None:
-    clock = SteppedClock(50.0)
+    clock = ManualClock(50.0)
     cache = AnswerCache(clock)
     query, reply = query_and_reply("a.example.", "192.0.2.1", ttl=10)
     cache.store(query, reply, 10)
@@ -94,7 +82,7 @@ def test_batch_replay_equals_lookup_and_expiry_and_replacement_are_seen() -> Non
 
 
 def test_eviction_keeps_the_newest_entries_and_drops_their_memo() -> None:
-    clock = SteppedClock(0.0)
+    clock = ManualClock(0.0)
     cache = AnswerCache(clock, max_entries=2)
     for i in range(3):
         query, reply = query_and_reply(f"n{i}.example.", f"192.0.2.{i + 1}")
@@ -107,7 +95,7 @@ def test_eviction_keeps_the_newest_entries_and_drops_their_memo() -> None:
 
 
 def test_batch_replay_answers_only_admitted_peers_memo_or_not() -> None:
-    clock = SteppedClock(70.0)
+    clock = ManualClock(70.0)
     cache = AnswerCache(clock)
     query, reply = query_and_reply("a.example.", "192.0.2.1")
     cache.store(query, reply, 300)

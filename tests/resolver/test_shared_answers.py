@@ -13,6 +13,7 @@ from pathlib import Path
 import dns.message
 import pytest
 
+from poisonproof.net.base import ManualClock
 from poisonproof.resolver.answer_cache import AnswerCache
 from poisonproof.resolver.shared_answers import (
     DIGEST_SIZE,
@@ -31,7 +32,7 @@ from poisonproof.resolver.shared_answers import (
     table_size,
 )
 from poisonproof.wire.message import query_key
-from tests.resolver.test_answer_cache import SteppedClock, asked, query_and_reply
+from tests.resolver.test_answer_cache import asked, query_and_reply
 
 NOW = 1_000_000.25
 
@@ -49,7 +50,7 @@ def opened(table: Path) -> Iterator[list[SharedAnswers]]:
         view.close()
 
 
-def worker(table: Path, opened: list[SharedAnswers], clock: SteppedClock) -> AnswerCache:
+def worker(table: Path, opened: list[SharedAnswers], clock: ManualClock) -> AnswerCache:
     """An `AnswerCache` with its own mapping of `table`, as each worker process has."""
     view = SharedAnswers.open(table)
     opened.append(view)
@@ -76,7 +77,7 @@ def write_at(table: Path, offset: int, data: bytes) -> None:
 
 
 def test_a_reply_one_worker_stored_is_adopted_by_another(table: Path, opened) -> None:
-    clock = SteppedClock(NOW)
+    clock = ManualClock(NOW)
     first, second = worker(table, opened, clock), worker(table, opened, clock)
     query, reply = query_and_reply("www.example.", "192.0.2.1", ttl=300)
     assert second.lookup(asked("www.example.", 5)) is None
@@ -93,7 +94,7 @@ def test_a_reply_one_worker_stored_is_adopted_by_another(table: Path, opened) ->
 
 
 def test_adopted_entries_expire_when_the_stored_one_does(table: Path, opened) -> None:
-    clock = SteppedClock(NOW)
+    clock = ManualClock(NOW)
     first, second = worker(table, opened, clock), worker(table, opened, clock)
     query, reply = query_and_reply("www.example.", "192.0.2.1", ttl=30)
     assert first.store(query, reply, 30)
@@ -198,7 +199,7 @@ def test_random_bytes_anywhere_never_raise(table: Path, opened) -> None:
     keys = [key_of(f"host{i}.example.") for i in range(200)]
     write_at(table, FILE_HEADER_SIZE, rng.randbytes(64 * SLOT_SIZE))
     assert all(view.read(key, NOW) is None for key in keys)
-    cache = AnswerCache(SteppedClock(NOW), shared=view)
+    cache = AnswerCache(ManualClock(NOW), shared=view)
     assert all(cache.lookup(asked(f"host{i}.example.", i)) is None for i in range(200))
 
 
@@ -213,7 +214,7 @@ def test_what_does_not_fit_a_slot_is_not_published(table: Path, opened) -> None:
 
 
 def test_a_reload_forgets_what_was_shared_before_it(table: Path, opened) -> None:
-    clock = SteppedClock(NOW)
+    clock = ManualClock(NOW)
     first, second = worker(table, opened, clock), worker(table, opened, clock)
     query, reply = query_and_reply("www.example.", "192.0.2.1")
     assert first.store(query, reply, 300)

@@ -47,6 +47,19 @@ class Clock(Protocol):
         ...
 
 
+class ManualClock:
+    """A `Clock` that reads `now`, moved by its owner (tests; a cache file read offline)."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def wall(self) -> float:
+        return self.now
+
+
 @dataclass(frozen=True)
 class TcpLimits:
     """RFC 7766 server-side limits for DNS over TCP."""

@@ -23,6 +23,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from poisonproof.net.base import ManualClock
 from poisonproof.resolver.cache import (
     _CHILD_NS_SPACE,
     _GLUE_SPACE,
@@ -138,7 +139,7 @@ def load(cache: Cache, path: Path) -> LoadResult:
 
 def describe(path: Path, now: float) -> list[str]:
     """The live entries of a cache file in presentation format, remaining TTLs, for people."""
-    cache = Cache(_FixedClock(now), max_entries=1 << 62)
+    cache = Cache(ManualClock(now), max_entries=1 << 62)
     load(cache, path)
     out = []
     for (name, key), entry in cache.export():
@@ -157,14 +158,3 @@ def describe(path: Path, now: float) -> list[str]:
             what = "NXDOMAIN" if key < 0 else f"NODATA {dns.rdatatype.to_text(key)}"
             out.append(f"{name} {remaining} {what} {note}")
     return out
-
-
-class _FixedClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def wall(self) -> float:
-        return self.now
