@@ -107,6 +107,32 @@ def test_qname_minimisation_hides_the_full_name_from_root_and_tld(world):
     assert any("a.b.c" in n.lower() for s, n, _ in world.questions() if s == "10.0.0.1")
 
 
+def test_minimised_probes_pass_over_names_known_not_to_be_zone_cuts(world):
+    resolver = world.resolver(DEFAULT, "10.0.0.1")
+    world.run(resolver, "a.b.c.victim.test")
+    probes = [(n.lower(), t) for s, n, t in world.questions() if s == "10.0.0.3"]
+    assert probes == [
+        ("c.victim.test.", "NS"),
+        ("b.c.victim.test.", "NS"),
+        ("a.b.c.victim.test.", "A"),
+    ]  # both probes answered NODATA: neither name is a zone cut
+    world.exchanges.clear()
+    answer = world.run(resolver, "d.b.c.victim.test")
+    assert texts(answer) == ["d.b.c.victim.test. 300 IN A 192.0.2.8"]
+    assert [(n.lower(), t) for _, n, t in world.questions()] == [("d.b.c.victim.test.", "A")]
+    assert resolver.stats["minimise_skipped"] == 2
+
+
+def test_underscored_labels_are_asked_in_full_not_probed(world):
+    resolver = world.resolver(DEFAULT, "10.0.0.1")
+    answer = world.run(resolver, "_sip._udp.victim.test", "SRV")
+    assert texts(answer) == ["_sip._udp.victim.test. 300 IN SRV 10 5 5060 www.victim.test."]
+    asked = [(n.lower(), t) for s, n, t in world.questions() if s == "10.0.0.3"]
+    assert asked == [("_sip._udp.victim.test.", "SRV")]  # no NS probe for _udp.victim.test
+    # the parents still see only one label more than they serve
+    assert all("_" not in n for s, n, _ in world.questions() if s != "10.0.0.3")
+
+
 def test_dead_server_times_out_and_is_avoided_next_time(world):
     world.serve(
         "10.0.0.4",

@@ -307,6 +307,10 @@ class Cache:
             return self._negative(name, dns.rdatatype.RdataType.make(rdtype), entry)
         return None
 
+    def known_no_data(self, name: dns.name.Name, rdtype: int) -> bool:
+        """Whether a live NODATA for exactly (name, rdtype) is cached (no copies made)."""
+        return isinstance(self._live((name, int(rdtype))), _NegativeEntry)
+
     def _negative(
         self, name: dns.name.Name, rdtype: dns.rdatatype.RdataType | None, entry: _NegativeEntry
     ) -> Negative:
