@@ -168,6 +168,23 @@ _RDATA_TEXTS = st.one_of(
     st.tuples(
         st.sampled_from(["NS", "CNAME", "PTR"]), st.sampled_from(["Ns1.Ex.", "ns1.ex.", "a."])
     ),
+    st.tuples(
+        st.just("SOA"),
+        st.sampled_from(
+            [
+                "Ns1.Ex. host.ex. 1 3600 900 1209600 60",
+                "ns1.ex. HOST.ex. 1 3600 900 1209600 60",
+                "ns1.ex. host.ex. 2 3600 900 1209600 60",
+                "ns1.ex. host.ex. 1 3600 900 1209600 61",
+            ]
+        ),
+    ),
+    st.tuples(st.just("MX"), st.sampled_from(["10 Mail.Ex.", "10 mail.ex.", "20 mail.ex."])),
+    st.tuples(
+        st.just("SRV"),
+        st.sampled_from(["10 5 5060 Sip.Ex.", "10 5 5060 sip.ex.", "10 5 5061 sip.ex."]),
+    ),
+    st.tuples(st.just("TXT"), st.sampled_from(['"v=spf1"', '"V=SPF1"', '"a" "b"', '"ab"'])),
 )
 
 

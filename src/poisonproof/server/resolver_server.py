@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 
 from poisonproof.net.base import (
     DEFAULT_TCP_LIMITS,
@@ -65,11 +65,13 @@ class ResolverServer:
 
     def handle(
         self, wire: bytes, peer: Address, via: Via
-    ) -> bytes | None | asyncio.Future[bytes | None]:
+    ) -> bytes | None | Coroutine[None, None, bytes | None]:
+        """The reply now, or the coroutine that works it out: the network awaits it in
+        the one task it makes per waiting reply (no second task per query here)."""
         outcome = self.frontend.receive(wire, peer, via)
         if not isinstance(outcome, Question):
             return outcome
-        return asyncio.ensure_future(self._answer(outcome, via))
+        return self._answer(outcome, via)
 
     async def _answer(self, question: Question, via: Via) -> bytes | None:
         observe = self.observe_latency

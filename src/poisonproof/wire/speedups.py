@@ -26,9 +26,10 @@ valid), and `install()`, which replaces
   dnspython's own loop with each suffix made by `valid_name`; relative names and
   `file is None` go to the original unchanged;
 - `Name.parent` and `Name.canonicalize` by the same results made by `valid_name`;
-- `__hash__` of the A, AAAA, NS, CNAME and PTR rdata classes by the hash of the one field
-  their equality compares (the normalised address text; the target name, whose hash
-  ignores case as their canonical comparison does) instead of rendering the rdata in
+- `__hash__` of the A, AAAA, NS, CNAME, PTR, SOA, MX, SRV and TXT rdata classes by the
+  hash of the fields their equality compares (the normalised address text; the names,
+  whose hash ignores case as their canonical comparison does; the integers; the TXT
+  strings, compared exactly) instead of rendering the rdata in
   canonical form each time: equal rdata still hash equal (rdata hashes are salted per
   process anyway, through `bytes`, so no value was ever stable to keep);
 - `Message.rcode` by the same computation with `Rcode.make` remembered per value (at most
@@ -153,14 +154,37 @@ def _target_hash(self: Any) -> int:
     return hash(self.target)
 
 
+def _soa_hash(self: Any) -> int:
+    return hash(
+        (self.mname, self.rname, self.serial, self.refresh, self.retry, self.expire, self.minimum)
+    )
+
+
+def _mx_hash(self: Any) -> int:
+    return hash((self.preference, self.exchange))
+
+
+def _srv_hash(self: Any) -> int:
+    return hash((self.priority, self.weight, self.port, self.target))
+
+
+def _txt_hash(self: Any) -> int:
+    return hash(self.strings)
+
+
 _RDATA_HASHES = {
     (dns.rdataclass.IN, dns.rdatatype.A): _address_hash,
     (dns.rdataclass.IN, dns.rdatatype.AAAA): _address_hash,
     (dns.rdataclass.IN, dns.rdatatype.NS): _target_hash,
     (dns.rdataclass.IN, dns.rdatatype.CNAME): _target_hash,
     (dns.rdataclass.IN, dns.rdatatype.PTR): _target_hash,
+    (dns.rdataclass.IN, dns.rdatatype.SOA): _soa_hash,
+    (dns.rdataclass.IN, dns.rdatatype.MX): _mx_hash,
+    (dns.rdataclass.IN, dns.rdatatype.SRV): _srv_hash,
+    (dns.rdataclass.IN, dns.rdatatype.TXT): _txt_hash,
 }
-"""The rdata classes whose hash is the hash of the field their equality compares."""
+"""The rdata classes whose hash is the hash of the fields their equality compares (names
+in SOA, MX and SRV are compared ignoring case, in their canonical form, and so hash)."""
 
 
 _rcodes: dict[int, Any] = {}
