@@ -187,9 +187,16 @@ class Frontend:
         wire = self._render(query, answer, via)
         rcode = wire[3] & 0x0F
         self.rcodes[rcode] = self.rcodes.get(rcode, 0) + 1
+        if raw_query is not None:
+            self.remember(raw_query, answer, wire)
+        return wire
+
+    def remember(self, raw_query: bytes, answer: Answer, wire: bytes) -> None:
+        """Keep `wire`, the reply rendered for `raw_query`, for the fast path (when it may
+        be replayed). A server can do this once the reply is on its way: nothing in the
+        reply depends on it."""
         if (
-            raw_query is not None
-            and self.answers is not None
+            self.answers is not None
             and answer.ede is None
             and answer.security is not Security.BOGUS
             and raw_query[13:31].lower() != b"root-key-sentinel-"
@@ -198,7 +205,6 @@ class Frontend:
         ):
             ttl = min(r.ttl for r in [*answer.answer, *answer.authority])
             self.answers.store(raw_query, wire, ttl)
-        return wire
 
     def _limit(self, query: dns.message.Message, via: Via) -> int:
         """The longest reply `query` may get over `via`."""
