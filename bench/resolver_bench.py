@@ -430,6 +430,9 @@ LATENCY_DURATION = 5
 COLD_NAMES = 60
 """Questions of the lab world asked of each fresh resolver for the cold-resolution figures."""
 COLD_TARGETS = ("poisonproof", "unbound", "knot-resolver")
+COLD_TURNS = 3
+"""Fresh starts of each cold target, in alternating order (A B C, C B A, A B C): one run's
+median moved by 10-20% from run to run on this 2-core machine, for every resolver."""
 MEMORY_RRSETS = 1_000_000
 TARGETS = {
     "cpu_vs_unbound": 1.0,
@@ -572,11 +575,17 @@ def cold_names() -> list[tuple[str, str]]:
 
 
 def cold_run(
-    name: str, workdir: Path, hints: Path, world: WorldThread, names: list[tuple[str, str]]
+    name: str,
+    workdir: Path,
+    hints: Path,
+    world: WorldThread,
+    names: list[tuple[str, str]],
+    turn: int = 0,
 ) -> Cold:
-    """A fresh resolver asked each name once, in turn: latency and upstream queries per name."""
+    """A fresh resolver asked each name once, in turn: latency and upstream queries per name.
+    Each turn has its own working directory (Knot Resolver keeps its cache on disk there)."""
     spec = TargetSpec(name=name, weakened=False, listen=HOST, root_hints=hints, port=free_port())
-    target = Target(spec, workdir / f"cold-{name}")
+    target = Target(spec, workdir / f"cold-{name}-{turn}")
     target.start()
     latencies, upstream, failed = [], [], 0
     assert target.proc is not None
@@ -675,16 +684,40 @@ def gate_results(
 def cold_runs(
     workdir: Path, hints: Path, world: WorldThread
 ) -> tuple[list[tuple[str, str]], list[Cold]]:
-    """Every `COLD_TARGETS` resolver, fresh, on the cold names: (names, results)."""
+    """Every `COLD_TARGETS` resolver, started fresh `COLD_TURNS` times (the order reversed
+    every other turn) on the cold names: (names, each resolver's turns pooled)."""
     names = cold_names()
-    colds = []
+    print("cold resolution: warming the world's servers (not measured) ...", flush=True)
     for name in COLD_TARGETS:
-        print(f"cold resolution: {name} ({len(names)} names) ...", flush=True)
         try:
-            colds.append(cold_run(name, workdir, hints, world, names))
+            cold_run(name, workdir, hints, world, names, turn=-1)
         except TargetError as error:
             raise BenchError(str(error)) from None
-    return names, colds
+    turns: dict[str, list[Cold]] = {name: [] for name in COLD_TARGETS}
+    for turn in range(COLD_TURNS):
+        order = COLD_TARGETS if turn % 2 == 0 else COLD_TARGETS[::-1]
+        for name in order:
+            print(
+                f"cold resolution: {name} ({len(names)} names, turn {turn + 1}/{COLD_TURNS}) ...",
+                flush=True,
+            )
+            try:
+                turns[name].append(cold_run(name, workdir, hints, world, names, turn))
+            except TargetError as error:
+                raise BenchError(str(error)) from None
+    return names, [pooled(runs) for runs in turns.values()]
+
+
+def pooled(runs: list[Cold]) -> Cold:
+    """One resolver's cold turns as one: every name's latency and upstream count, the
+    failures and the CPU seconds added up."""
+    return Cold(
+        runs[0].target,
+        [latency for run in runs for latency in run.latencies],
+        [count for run in runs for count in run.upstream],
+        sum(run.failed for run in runs),
+        sum(run.cpu for run in runs),
+    )
 
 
 def cold_table(colds: list[Cold], cold_list: list[tuple[str, str]]) -> list[str]:
@@ -698,10 +731,17 @@ def cold_table(colds: list[Cold], cold_list: list[tuple[str, str]]) -> list[str]
         f"no validation) and asked {len(cold_list)} of the lab world's comparison questions "
         "(`World.questions()`, every "
         f"{max(1, len(WORLD.questions()) // COLD_NAMES)}th), one at a time, RD set, no EDNS; "
-        "latency is the client's wait, upstream the queries the world's servers answered "
-        "while that name was being resolved (and 50 ms after); **CPU ms / name** is the "
-        "resolver process's utime+stime over the 60 names (from `/proc/PID/stat`, 50 ms "
-        "pauses included), divided by 60. Only this part: "
+        f"{COLD_TURNS} such fresh runs per resolver (each in a new working directory), in "
+        "alternating order (A B C, C B A, ...), pooled: the median is of all their latencies "
+        "(a single run's median moved by 10-20% from run to run here, for every resolver). "
+        "Before them, one unmeasured run of each warms the world's servers, which replay "
+        "a reply they have rendered once (`poisonproof.auth.reply_cache`, a query with a "
+        "DNS cookie included: the servers ignore cookies), so no resolver pays for being "
+        "first to ask. Latency is the client's wait, "
+        "upstream the queries the world's servers answered while that name was being "
+        "resolved (and 50 ms after); **CPU ms / name** is the resolver process's "
+        "utime+stime over its runs (from `/proc/PID/stat`, 50 ms pauses included), "
+        "divided by the names asked. Only this part: "
         "`.venv/bin/python bench/resolver_bench.py --only cold` (printed, not written).",
         "",
         "Our miss path is CPU-bound (the world answers each query in about the same time "

@@ -200,3 +200,21 @@ def test_identical_questions_are_replayed_with_their_own_id_and_case(zone_dir):
     engine.zones = engine.zones  # a reload forgets every stored reply
     ask(engine, "portal.bank.example.")
     assert engine.stats["replayed"] == 1
+
+
+def test_a_query_with_a_cookie_is_replayed_byte_for_byte_as_rendered(zone_dir):
+    """The engine ignores DNS cookies (RFC 7873 section 5.2), so its replay of a reply to
+    a query carrying one is exactly what the full path renders for it."""
+    cookie = [dns.edns.CookieOption(b"clientck", b"")]
+    fresh = AuthEngine(load_zones([str(zone_dir / "bank.example.zone")]), SystemClock())
+    query = dns.message.make_query("WWW.bank.example.", "A", use_edns=0, options=cookie)
+    query.id = 4242
+    rendered = fresh.handle(query.to_wire(), PEER, Via.UDP)
+    engine = AuthEngine(load_zones([str(zone_dir / "bank.example.zone")]), SystemClock())
+    ask(engine, "www.bank.example.", use_edns=0)  # stored, from a query without a cookie
+    assert engine.handle(query.to_wire(), PEER, Via.UDP) == rendered
+    assert engine.stats["replayed"] == 1
+    bad = dns.message.make_query("www.bank.example.", "A", use_edns=0)
+    bad.use_edns(0, options=[dns.edns.GenericOption(10, b"short")])  # malformed cookie
+    assert engine.handle(bad.to_wire(), PEER, Via.UDP) is not None
+    assert engine.stats["replayed"] == 1  # not replayed: the full path decides

@@ -50,6 +50,25 @@ def test_unusual_queries_take_the_slow_path():
         assert query_key(wire) is None
 
 
+def test_a_lone_cookie_keys_as_no_option_only_where_cookies_are_ignored():
+    plain = dns.message.make_query("www.bank.example", "A", use_edns=0).to_wire()
+    for server_cookie in (b"", b"s" * 8, b"s" * 32):
+        query = dns.message.make_query("WWW.bank.example", "A", use_edns=0)
+        query.use_edns(0, options=[dns.edns.CookieOption(b"12345678", server_cookie)])
+        wire = query.to_wire()
+        assert query_key(wire) is None  # the resolver's frontend answers cookies in full
+        assert query_key(wire, cookie_ignored=True).key == query_key(plain).key
+    unusual = [
+        [dns.edns.GenericOption(10, b"short")],  # not a legal cookie length
+        [dns.edns.CookieOption(b"12345678", b""), dns.edns.GenericOption(12, b"\x00")],
+        [dns.edns.GenericOption(12, b"\x00" * 8)],  # padding, not a cookie
+    ]
+    for options in unusual:
+        query = dns.message.make_query("www.bank.example", "A", use_edns=0)
+        query.use_edns(0, options=options)
+        assert query_key(query.to_wire(), cookie_ignored=True) is None
+
+
 def test_ttl_offsets_match_dnspython_and_patching_ages_them():
     query = dns.message.make_query("Alias.Bank.Example", "A", use_edns=0)
     wire = reply_for(query)

@@ -1,7 +1,10 @@
 """Rendered authoritative replies, replayed for identical questions.
 
 Owns: keeping the wire reply (and its RRL class) per raw query key, and replaying it
-with the new query's ID and question case patched in; bounded (LRU). Zones do not change
+with the new query's ID and question case patched in; bounded (LRU). The engine does not
+do DNS cookies (it ignores the option, as RFC 7873 asks of such a server), so a query
+carrying one is the same question as one without it: a resolver that sends cookies is
+replayed to as fast as one that does not. Zones do not change
 between reloads, so entries live until the engine's zones are replaced (then cleared).
 Must never: decide an answer; it replays what the engine rendered.
 """
@@ -27,7 +30,7 @@ class ReplyCache:
 
     def lookup(self, query: bytes) -> tuple[bytes, tuple[object, ...]] | None:
         """(reply for `query`, its RRL class), or None."""
-        key = query_key(query)
+        key = query_key(query, cookie_ignored=True)
         if key is None:
             return None
         entry = self._entries.get(key.key)
@@ -40,7 +43,7 @@ class ReplyCache:
     def store(self, query: bytes, reply: bytes, rrl_class: tuple[object, ...]) -> None:
         if len(reply) > MAX_STORED_SIZE or reply[2] & 0x02:  # TC
             return
-        key = query_key(query)
+        key = query_key(query, cookie_ignored=True)
         if key is None:
             return
         self._entries[key.key] = (reply, rrl_class)

@@ -39,11 +39,18 @@ class QueryKey:
     """Offset just past the question section (name, type, class)."""
 
 
-def query_key(wire: bytes) -> QueryKey | None:
+COOKIE_OPTION = 10
+_OPTION_HEAD = struct.Struct("!HH")
+
+
+def query_key(wire: bytes, *, cookie_ignored: bool = False) -> QueryKey | None:
     """The cache key of a plain query with one question and at most an OPT record.
 
     None for anything unusual (not a QUERY, QR set, compression in the question, TSIG,
-    more sections): such queries take the full path.
+    more sections, EDNS options): such queries take the full path. With `cookie_ignored`
+    (for a replier whose reply does not depend on a DNS COOKIE, RFC 7873 section 5.2: a
+    server that does not do cookies ignores the option), an OPT holding nothing but one
+    well-formed COOKIE option keys as the same query without it.
     """
     if len(wire) < 17:
         return None
@@ -73,7 +80,7 @@ def query_key(wire: bytes) -> QueryKey | None:
         rtype, _payload, ttl, rdlength = _RR_FIXED.unpack_from(wire, question_end + 1)
         if rtype != OPT or question_end + 11 + rdlength != end or ttl & 0x00FF0000:
             return None
-        if rdlength:
+        if rdlength and not (cookie_ignored and _lone_cookie(wire, question_end + 11, end)):
             return None  # options (cookies, ...) are answered by the full path
         do_bit = (ttl >> 15) & 1
         edns = b"\x02" if do_bit else b"\x01"
@@ -82,6 +89,17 @@ def query_key(wire: bytes) -> QueryKey | None:
     flag_bits = bytes([(flags >> 8) & 0x01, flags & 0x30])  # RD; AD, CD
     key = wire[12:name_end].lower() + wire[name_end:question_end] + edns + flag_bits
     return QueryKey(key, question_end)
+
+
+def _lone_cookie(wire: bytes, start: int, end: int) -> bool:
+    """Whether the OPT rdata from `start` to `end` is exactly one COOKIE option of a legal
+    length (a client cookie of 8 bytes, or 8 + a server cookie of 8 to 32)."""
+    if end - start < 4:
+        return False
+    code, length = _OPTION_HEAD.unpack_from(wire, start)
+    return (
+        code == COOKIE_OPTION and start + 4 + length == end and (length == 8 or 16 <= length <= 40)
+    )
 
 
 def question_end(wire: bytes) -> int:
