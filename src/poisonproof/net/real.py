@@ -360,6 +360,14 @@ class _SourcePort:
         self._sock.close()
 
 
+def _expire(future: asyncio.Future[Any], server: Address, timeout: float) -> None:
+    """An exchange's timer: no reply came in time."""
+    if not future.done():
+        future.set_exception(
+            ExchangeTimeout(f"no reply from {server[0]}#{server[1]} in {timeout:.2f}s")
+        )
+
+
 class RealNetwork(Network):
     """The `Network` over the host's sockets."""
 
@@ -421,15 +429,15 @@ class RealNetwork(Network):
             port = known
         waiter = Waiter(reply_filter, loop.create_future())
         port.add(waiter)
+        # a timer on the reply's own future, not asyncio.wait_for: wait_for puts a second
+        # future and a callback between the reply and this coroutine (one more turn of the
+        # loop on every exchange's critical path)
+        expiry = loop.call_later(timeout, _expire, waiter.future, server, timeout)
         try:
             port.sendto(query, server)
-            try:
-                return await asyncio.wait_for(waiter.future, timeout)
-            except TimeoutError:
-                raise ExchangeTimeout(
-                    f"no reply from {server[0]}#{server[1]} in {timeout:.2f}s"
-                ) from None
+            return await waiter.future
         finally:
+            expiry.cancel()
             port.remove(waiter)
 
     async def serve_udp_socket(self, sock: socket.socket, handler: MessageHandler) -> UdpService:
