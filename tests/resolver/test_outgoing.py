@@ -209,3 +209,16 @@ def test_a_0x20_reply_is_parsed_with_its_compressed_names_lowercase():
         if query.sent_name.to_text() != "www.bank.example.":
             echoed = wire[:12] + wire[12:30].lower() + wire[30:]
             assert query.check(echoed, SERVER) == "wrong_case"
+
+
+def test_client_cookies_are_per_server_stable_and_secret_keyed():
+    factory = QueryFactory(DEFAULT, Entropy(random.Random(1)))
+    servers = [("192.0.2.53", 53), ("192.0.2.53", 5353), ("192.0.2.54", 53)]
+    cookies = [factory.client_cookie(server) for server in servers]
+    assert len(set(cookies)) == 3 and all(len(c) == 8 for c in cookies)
+    for _ in range(3):  # remembered, and past the memo's bound worked out again the same
+        for i in range(5000):
+            factory.client_cookie(("198.51.100.1", i))
+        assert [factory.client_cookie(server) for server in servers] == cookies
+    other = QueryFactory(DEFAULT, Entropy(random.Random(2)))  # another resolver's secret
+    assert other.client_cookie(servers[0]) != cookies[0]

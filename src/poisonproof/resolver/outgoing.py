@@ -61,6 +61,7 @@ class QueryFactory:
         else:
             self._pool = entropy.secure.sample(range(low, high + 1), defenses.port_pool)
         self._cookie_secret = entropy.secure.getrandbits(128).to_bytes(16, "big")
+        self._cookies: dict[Address, bytes] = {}
 
     @property
     def ports(self) -> list[int] | None:
@@ -102,11 +103,16 @@ class QueryFactory:
         return valid_name(tuple(labels))  # same lengths as the valid labels it came from
 
     def client_cookie(self, server: Address) -> bytes:
-        """RFC 9018-style: a stable per-server client cookie from our secret."""
-        digest = hashlib.blake2b(
-            f"{server[0]}#{server[1]}".encode(), key=self._cookie_secret, digest_size=8
-        )
-        return digest.digest()
+        """RFC 9018-style: a stable per-server client cookie from our secret (worked out
+        once per server: the same few servers are asked again and again)."""
+        cookie = self._cookies.get(server)
+        if cookie is None:
+            if len(self._cookies) >= 4096:
+                self._cookies.clear()
+            cookie = self._cookies[server] = hashlib.blake2b(
+                f"{server[0]}#{server[1]}".encode(), key=self._cookie_secret, digest_size=8
+            ).digest()
+        return cookie
 
     def make(
         self,
