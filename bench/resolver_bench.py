@@ -583,9 +583,10 @@ def cold_run(
     turn: int = 0,
 ) -> Cold:
     """A fresh resolver asked each name once, in turn: latency and upstream queries per name.
-    Each turn has its own working directory (Knot Resolver keeps its cache on disk there)."""
+    Each turn has its own working directory (Knot Resolver keeps its cache on disk there);
+    turn -1 is the unmeasured warm-up."""
     spec = TargetSpec(name=name, weakened=False, listen=HOST, root_hints=hints, port=free_port())
-    target = Target(spec, workdir / f"cold-{name}-{turn}")
+    target = Target(spec, workdir / f"cold-{name}-{'warm-up' if turn < 0 else turn + 1}")
     target.start()
     latencies, upstream, failed = [], [], 0
     assert target.proc is not None
