@@ -16,16 +16,21 @@ from poisonproof.resolver.frontend import Frontend, Question
 CLIENT = ("127.0.0.1", 5555)
 
 
+def resolved(world, frontend, question):
+    """The resolver's answer to `question`, asked of the in-process world."""
+    generator = frontend.resolver.resolve(question.qname, question.qtype)
+    try:
+        exchange = next(generator)
+        while True:
+            exchange = generator.send(world.exchange(exchange))
+    except StopIteration as done:
+        return done.value
+
+
 def full_answer(world, frontend, wire, via=Via.UDP):
     outcome = frontend.receive(wire, CLIENT, via)
     if isinstance(outcome, Question):
-        generator = frontend.resolver.resolve(outcome.qname, outcome.qtype)
-        try:
-            exchange = next(generator)
-            while True:
-                exchange = generator.send(world.exchange(exchange))
-        except StopIteration as done:
-            return frontend.render(outcome.query, done.value, via, outcome.wire)
+        return frontend.render(outcome.query, resolved(world, frontend, outcome), via, outcome.wire)
     return outcome
 
 
@@ -41,6 +46,21 @@ def test_second_identical_question_is_served_by_the_fast_path(world):
     replay = dns.message.from_wire(wire)
     assert replay.id == second.id and replay.question[0].name.to_text() == "ALIAS.victim.TEST."
     assert replay.flags & dns.flags.RA and [r.ttl for r in replay.answer] == [258, 258]
+
+
+def test_a_reply_rendered_before_a_reload_is_not_kept_after_it(world):
+    frontend = Frontend(world.resolver(DEFAULT, "10.0.0.1"))
+    query = dns.message.make_query("www.victim.test", "A")
+    outcome = frontend.receive(query.to_wire(), CLIENT, Via.UDP)
+    assert isinstance(outcome, Question)
+    answer = resolved(world, frontend, outcome)
+    wire = frontend.render(outcome.query, answer, Via.UDP)  # the reply leaves now
+    rendered_under = frontend.answers.generation
+    frontend.answers.clear()  # a reload, before the server got round to keeping it
+    frontend.remember(outcome.wire, answer, wire, rendered_under)
+    assert len(frontend.answers) == 0
+    frontend.remember(outcome.wire, answer, wire, frontend.answers.generation)
+    assert len(frontend.answers) == 1  # rendered under the current settings: kept
 
 
 def test_acl_refuses_with_ede_even_for_cached_names(world):

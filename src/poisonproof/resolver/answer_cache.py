@@ -57,6 +57,8 @@ class AnswerCache:
         self._entries: OrderedDict[bytes, _Stored] = OrderedDict()
         self._exact: dict[bytes, tuple[bytes, float]] = {}
         self.hits = 0
+        self.generation = 0
+        """How many times `clear` has run: a reply rendered before a clear is not stored after."""
         self.adopted = 0
         """Entries taken from the shared table (rendered by another worker)."""
 
@@ -164,6 +166,7 @@ class AnswerCache:
 
     def clear(self) -> None:
         """Forget every reply (rendered under settings that no longer hold), shared ones too."""
+        self.generation += 1
         self._entries.clear()
         self._exact.clear()
         if self.shared is not None:

@@ -191,12 +191,16 @@ class Frontend:
             self.remember(raw_query, answer, wire)
         return wire
 
-    def remember(self, raw_query: bytes, answer: Answer, wire: bytes) -> None:
+    def remember(
+        self, raw_query: bytes, answer: Answer, wire: bytes, generation: int | None = None
+    ) -> None:
         """Keep `wire`, the reply rendered for `raw_query`, for the fast path (when it may
         be replayed). A server can do this once the reply is on its way: nothing in the
-        reply depends on it."""
+        reply depends on it. With `generation` (the `AnswerCache.generation` it was
+        rendered under), not if the stored replies were cleared since (a reload)."""
         if (
             self.answers is not None
+            and (generation is None or generation == self.answers.generation)
             and answer.ede is None
             and answer.security is not Security.BOGUS
             and raw_query[13:31].lower() != b"root-key-sentinel-"

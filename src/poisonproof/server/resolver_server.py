@@ -78,9 +78,14 @@ class ResolverServer:
         started = self.network.clock.monotonic() if observe is not None else 0.0
         answer = await self.resolve(question)
         reply = self.frontend.render(question.query, answer, via)
-        # the reply leaves as soon as this returns; keeping a copy for the fast path waits
-        # for the next turn of the loop (off the client's wait)
-        asyncio.get_running_loop().call_soon(self.frontend.remember, question.wire, answer, reply)
+        answers = self.frontend.answers
+        if answers is not None:
+            # the reply leaves as soon as this returns; keeping a copy for the fast path
+            # waits for the next turn of the loop (off the client's wait), and is skipped
+            # if a reload cleared the stored replies in between
+            asyncio.get_running_loop().call_soon(
+                self.frontend.remember, question.wire, answer, reply, answers.generation
+            )
         if observe is not None:
             observe(self.network.clock.monotonic() - started)
         return reply
