@@ -688,12 +688,16 @@ def cold_runs(
     """Every `COLD_TARGETS` resolver, started fresh `COLD_TURNS` times (the order reversed
     every other turn) on the cold names: (names, each resolver's turns pooled)."""
     names = cold_names()
-    print("cold resolution: warming the world's servers (not measured) ...", flush=True)
-    for name in COLD_TARGETS:
+
+    def run(name: str, turn: int) -> Cold:
         try:
-            cold_run(name, workdir, hints, world, names, turn=-1)
+            return cold_run(name, workdir, hints, world, names, turn)
         except TargetError as error:
             raise BenchError(str(error)) from None
+
+    print("cold resolution: warming the world's servers (not measured) ...", flush=True)
+    for name in COLD_TARGETS:
+        run(name, -1)
     turns: dict[str, list[Cold]] = {name: [] for name in COLD_TARGETS}
     for turn in range(COLD_TURNS):
         order = COLD_TARGETS if turn % 2 == 0 else COLD_TARGETS[::-1]
@@ -702,10 +706,7 @@ def cold_runs(
                 f"cold resolution: {name} ({len(names)} names, turn {turn + 1}/{COLD_TURNS}) ...",
                 flush=True,
             )
-            try:
-                turns[name].append(cold_run(name, workdir, hints, world, names, turn))
-            except TargetError as error:
-                raise BenchError(str(error)) from None
+            turns[name].append(run(name, turn))
     return names, [pooled(runs) for runs in turns.values()]
 
 
