@@ -8,6 +8,7 @@ import dns.edns
 import dns.flags
 import dns.message
 import dns.rcode
+import dns.rdatatype
 
 from poisonproof.net.base import Via
 from poisonproof.resolver.defenses import DEFAULT
@@ -18,13 +19,9 @@ CLIENT = ("127.0.0.1", 5555)
 
 def resolved(world, frontend, question):
     """The resolver's answer to `question`, asked of the in-process world."""
-    generator = frontend.resolver.resolve(question.qname, question.qtype)
-    try:
-        exchange = next(generator)
-        while True:
-            exchange = generator.send(world.exchange(exchange))
-    except StopIteration as done:
-        return done.value
+    return world.run(
+        frontend.resolver, question.qname.to_text(), dns.rdatatype.to_text(question.qtype)
+    )
 
 
 def full_answer(world, frontend, wire, via=Via.UDP):
