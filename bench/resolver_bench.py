@@ -44,7 +44,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -1286,13 +1286,19 @@ def main(argv: list[str] | None = None) -> int:
     return status
 
 
-if __name__ == "__main__":
+def run_as_script(name: str, entry: Callable[[], int]) -> None:
+    """Exit with `entry()`'s status; a `BenchError` is printed as `name: ...` and exits 1.
+    Outside the network namespace, also the bench's wall time in all."""
     started = time.monotonic()
     try:
-        status = main()
+        status = entry()
     except BenchError as error:
-        print(f"resolver_bench: {error}", file=sys.stderr)
+        print(f"{name}: {error}", file=sys.stderr)
         status = 1
     if INNER_ENV not in os.environ:
-        print(f"resolver_bench: {time.monotonic() - started:.0f}s in all", file=sys.stderr)
+        print(f"{name}: {time.monotonic() - started:.0f}s in all", file=sys.stderr)
     sys.exit(status)
+
+
+if __name__ == "__main__":
+    run_as_script("resolver_bench", main)

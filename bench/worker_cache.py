@@ -24,7 +24,6 @@ import datetime
 import os
 import statistics
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +42,7 @@ from resolver_bench import (
     check_namespace,
     lab_bench,
     ours,
+    run_as_script,
     run_in_namespace,
     warm_workers,
 )
@@ -225,12 +225,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    started = time.monotonic()
-    try:
-        status = main()
-    except BenchError as error:
-        print(f"worker_cache: {error}", file=sys.stderr)
-        status = 1
-    if INNER_ENV not in os.environ:
-        print(f"worker_cache: {time.monotonic() - started:.0f}s in all", file=sys.stderr)
-    sys.exit(status)
+    run_as_script("worker_cache", main)
