@@ -61,6 +61,10 @@ class CacheAnswers:
 
     def __init__(self, resolver: Resolver) -> None:
         self.resolver = resolver
+        self._last_miss: tuple[dns.name.Name, int, int] | None = None
+        """(name, type, cache writes) of the last `step` that found nothing: asked again
+        before the cache changed (the frontend's probe, then the resolution's first
+        step), the answer is still nothing."""
 
     def add(self, answer: Answer, step: Cached, name: dns.name.Name) -> dns.name.Name:
         """Append a cached CNAME (or DNAME and its substitution) for `name` to `answer`;
@@ -95,6 +99,17 @@ class CacheAnswers:
         return None
 
     def step(self, name: dns.name.Name, qtype: int) -> Answer | Cached | None:
+        """What the cache holds for (name, qtype): an answer, a CNAME or DNAME to follow,
+        or None (the network is needed)."""
+        writes = self.resolver.cache.writes
+        if self._last_miss == (name, qtype, writes):
+            return None
+        found = self._step(name, qtype)
+        if found is None:
+            self._last_miss = (name, qtype, writes)
+        return found
+
+    def _step(self, name: dns.name.Name, qtype: int) -> Answer | Cached | None:
         cached = self.resolver.cache.get_cached(name, qtype, ANSWERABLE)
         if cached is not None and self.unjudged(name, qtype, cached.security):
             return None  # cached by an internal lookup (keys, priming, a minimised probe)

@@ -124,6 +124,9 @@ class Cache:
         self.max_negative_ttl = max_negative_ttl
         self.ranked = ranked
         self._entries: OrderedDict[_Key, _Entry | _NegativeEntry] = OrderedDict()
+        self.writes = 0
+        """Changes that could turn a miss into a hit (stores and validation marks): while
+        it stays the same, a lookup that found nothing finds nothing again."""
         self.evictions = 0
         self.refused_by_rank = 0
         self.dname_count = 0
@@ -151,6 +154,7 @@ class Cache:
         return out
 
     def _store(self, key: _Key, entry: _Entry | _NegativeEntry) -> None:
+        self.writes += 1
         self._entries[key] = entry
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
@@ -244,6 +248,7 @@ class Cache:
         """Record what validation said of a cached RRset (and shorten its life if told)."""
         entry = self._live((name, int(rdtype)))
         if isinstance(entry, _Entry):
+            self.writes += 1
             entry.security = security
             entry.reason = reason
             entry.proofs = proofs
@@ -260,6 +265,7 @@ class Cache:
         key = (name, _NXDOMAIN_TYPE if rdtype is None else int(rdtype))
         entry = self._live(key)
         if isinstance(entry, _NegativeEntry):
+            self.writes += 1
             entry.security = security
             entry.reason = reason
 

@@ -47,7 +47,10 @@ class ResolverServer:
         self.tcp_limits = tcp_limits
         self.driver = ExchangeDriver(network)
         self.services: list[Service] = []
-        self._inflight: dict[tuple[object, ...], asyncio.Task[Answer]] = {}
+        self._inflight: dict[tuple[object, ...], asyncio.Future[Answer]] = {}
+        """The answer each question being worked out will get (duplicates wait for it)."""
+        self._working: set[asyncio.Task[object]] = set()
+        """Tasks working out or waiting for an answer (what `abandon` cancels)."""
         self.observe_latency: Callable[[float], None] | None = None
         """Called with the seconds each resolution that needed the network took (metrics)."""
         self.activated: list[socket.socket] = []
@@ -91,16 +94,46 @@ class ResolverServer:
         return reply
 
     async def resolve(self, question: Question) -> Answer:
-        merge = self.resolver.defenses.merge_duplicates
-        task = self._inflight.get(question.key) if merge else None
-        if task is None:
-            task = asyncio.ensure_future(
-                self.driver.run(self.resolver.resolve(question.qname, question.qtype))
-            )
-            if merge:
-                self._inflight[question.key] = task
-                task.add_done_callback(lambda _t, key=question.key: self._inflight.pop(key, None))
-        return await asyncio.shield(task)
+        """The answer to `question`, worked out in the asking task (no task of its own).
+
+        With duplicates merged, an identical question already being worked out is waited
+        for instead; if the task working it out is cancelled (its TCP client went away,
+        say), the others work it out themselves rather than share the cancellation.
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        self._working.add(task)
+        try:
+            if not self.resolver.defenses.merge_duplicates:
+                return await self.driver.run(self.resolver.resolve(question.qname, question.qtype))
+            return await self._merged(question, task)
+        finally:
+            self._working.discard(task)
+
+    async def _merged(self, question: Question, task: asyncio.Task[object]) -> Answer:
+        key = question.key
+        while (shared := self._inflight.get(key)) is not None:
+            try:
+                return await asyncio.shield(shared)
+            except asyncio.CancelledError:
+                if not shared.cancelled() or task.cancelling():
+                    raise  # this task is being cancelled, not the one it waited for
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            answer = await self.driver.run(self.resolver.resolve(question.qname, question.qtype))
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except BaseException as error:
+            future.set_exception(error)
+            future.exception()  # retrieved: no "never retrieved" warning when nobody waited
+            raise
+        finally:
+            if self._inflight.get(key) is future:
+                del self._inflight[key]
+        future.set_result(answer)
+        return answer
 
     async def start(self) -> None:
         if self.activated:
@@ -119,8 +152,9 @@ class ResolverServer:
         )
 
     def abandon(self) -> None:
-        """Cancel resolutions still running (a scenario or trial that is over)."""
-        for task in list(self._inflight.values()):
+        """Cancel resolutions still running (a scenario or trial that is over): the
+        tasks working them out and those waiting for them."""
+        for task in list(self._working):
             task.cancel()
 
     async def stop(self, quiet: bool = False) -> None:
