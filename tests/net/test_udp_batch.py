@@ -85,3 +85,36 @@ def test_reuse_port_lets_two_sockets_share_a_port() -> None:
             bind_udp(first.getsockname())
     finally:
         first.close()
+
+
+def one_at_a_time(port: int, messages: list[bytes]) -> list[bytes | None]:
+    """Each message sent once the previous one was answered (or 0.3 s passed)."""
+    out: list[bytes | None] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(0.3)
+        for message in messages:
+            sock.sendto(message, ("127.0.0.1", port))
+            try:
+                out.append(sock.recvfrom(4096)[0])
+            except TimeoutError:
+                out.append(None)
+    return out
+
+
+def test_one_datagram_per_read_is_answered_the_same_way() -> None:
+    async def main() -> tuple[list[bytes | None], int, BatchedUdpService]:
+        network = RealNetwork()
+        network.udp_io = "mmsg"
+        service = await network.serve_udp(("127.0.0.1", 0), WithFastPath(handler, fast))
+        assert isinstance(service, BatchedUdpService)
+        messages = [b"f1", b"n2", b"later3", b"quiet4", b"boom5", b"f6", b"x" * 5000]
+        replies = await asyncio.to_thread(one_at_a_time, service.address[1], messages)
+        await service.close()
+        return replies, network.stats.handler_errors, service
+
+    replies, errors, service = asyncio.run(main())
+    # the 5,000-byte datagram is longer than a read slot: truncated, so dropped
+    assert replies == [b"fast:f1", b"now:n2", b"slow:later3", None, None, b"fast:f6", None]
+    assert errors == 1
+    if service.batched:
+        assert service.wakeups == service.datagrams == 7  # each read took a single datagram

@@ -339,6 +339,9 @@ class BatchedUdpService:
             return
         self.wakeups += 1
         self.datagrams += count
+        if count == 1:
+            self._one(b, words)
+            return
         lengths = words[_MSG_LEN : count * _HDR_WORDS : _HDR_WORDS].tolist()
         name_lengths = words[_NAMELEN : count * _HDR_WORDS : _HDR_WORDS].tolist()
         data, names = b.data, b.names  # a ctypes char array sliced is bytes: one copy
@@ -384,6 +387,22 @@ class BatchedUdpService:
             sent += done
         if count == b.count:
             self._loop.call_soon(self._read_mmsg)  # more may be waiting: read after others ran
+
+    def _one(self, b: _MmsgBuffers, words: memoryview) -> None:
+        """A batch of one datagram (what a quiet server mostly reads): its reply, if one is
+        ready, goes out with a plain sendto, not through the sendmmsg headers."""
+        raw = b.names[: words[_NAMELEN]]
+        peer = self._peers.get(raw) or self._peer(raw)
+        data = b.data[: words[_MSG_LEN]]
+        fast = self._fast
+        reply = fast([data], [peer])[0] if fast is not None else None
+        if reply is None:
+            if words[_MSG_FLAGS] & _MSG_TRUNC:
+                return
+            reply = self._answer_slow(data, peer)
+            if reply is None:
+                return
+        self._send_one(reply, peer)
 
     def _complete(
         self,
