@@ -7,6 +7,7 @@ import dataclasses
 import dns.edns
 import dns.flags
 import dns.message
+import dns.opcode
 import dns.rcode
 import dns.rdatatype
 
@@ -91,6 +92,12 @@ def test_malformed_and_unsupported_queries(world):
     assert dns.message.from_wire(frontend.receive(axfr.to_wire(), CLIENT, Via.TCP)).rcode() == (
         dns.rcode.REFUSED
     )
+    for opcode in (dns.opcode.NOTIFY, dns.opcode.STATUS, dns.opcode.UPDATE):
+        other = dns.message.make_query("www.victim.test", "SOA")
+        other.set_opcode(opcode)
+        reply = dns.message.from_wire(frontend.receive(other.to_wire(), CLIENT, Via.UDP))
+        assert reply.rcode() == dns.rcode.NOTIMP and reply.opcode() == opcode
+    assert not world.exchanges  # none of them reached the resolver
 
 
 def test_servfail_carries_an_extended_error(world):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dns.flags
+import dns.message
 import dns.rdata
 import dns.rdatatype
 import dns.rrset
@@ -90,3 +92,16 @@ def test_the_reply_rrset_is_never_changed_or_shared() -> None:
 def test_other_types_take_the_round_trip() -> None:
     rrset = dns.rrset.from_text("WwW.ExAmPlE.", 300, "IN", "HINFO", '"PC" "LiNuX"')
     assert exact(canonical(rrset)) == exact(round_trip(rrset))
+
+
+@pytest.mark.parametrize("rcode", [0, 3, 5, 16, 23])
+def test_the_canonical_copy_keeps_the_reply_rcode_and_flags(rcode: int) -> None:
+    """Extended rcodes (16 BADVERS, 23 BADCOOKIE) live partly in the EDNS flags."""
+    reply = dns.message.make_response(dns.message.make_query("WwW.Example.", "A", use_edns=0))
+    reply.flags |= dns.flags.AA
+    reply.set_rcode(rcode)
+    reply.answer = [dns.rrset.from_text("WwW.Example.", 60, "IN", "A", "192.0.2.1")]
+    copy = scrubber._canonical_message(reply)
+    assert copy.rcode() == reply.rcode() == rcode
+    assert copy.flags == reply.flags and copy.id == reply.id
+    assert copy.answer[0].name.labels == (b"www", b"example", b"")

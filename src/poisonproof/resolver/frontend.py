@@ -41,9 +41,11 @@ _PLAIN_SECURITY = (Security.UNCHECKED, Security.INSECURE)
 """Answers rendered without DNSSEC flags or records (no AD, no sentinel, no bogus)."""
 _OPCODE_BITS = 0x7800
 _PADDING = dns.edns.OptionType.PADDING
-_ANSWER_FLAGS = dns.flags.QR | dns.flags.RA
-_COPIED_FLAGS = dns.flags.RD | dns.flags.CD
+_ANSWER_FLAGS = int(dns.flags.QR | dns.flags.RA)
+_COPIED_FLAGS = int(dns.flags.RD | dns.flags.CD)
 """Query flags a reply copies (RFC 1035 §4.1.1 for RD; RFC 4035 §3.2.2 for CD)."""
+_RD = int(dns.flags.RD)
+_DO = int(dns.flags.DO)
 
 
 @dataclass(frozen=True)
@@ -144,7 +146,7 @@ class Frontend:
             reply.use_edns(0, 0, self.udp_payload)
             reply.set_rcode(dns.rcode.BADVERS)
             return reply.to_wire(want_shuffle=False)
-        if query.opcode() != dns.opcode.QUERY:
+        if int(query.flags) & _OPCODE_BITS:  # not opcode QUERY (0); ints, not enum flags
             return self._error(query, dns.rcode.NOTIMP, via)
         if len(query.question) != 1:
             return self._error(query, dns.rcode.FORMERR, via)
@@ -159,7 +161,7 @@ class Frontend:
         if cached is not None:
             self._count("cache_hits")
             return self.render(query, cached, via, wire)
-        if not query.flags & dns.flags.RD:
+        if not int(query.flags) & _RD:
             self._count("refused_norec")
             return self._error(
                 query, dns.rcode.REFUSED, via, (Ede.OTHER, "not cached and recursion not desired")
@@ -225,16 +227,16 @@ class Frontend:
             or answer.ede is not None
             or answer.rcode > 15
             or len(query.question) != 1
-            or query.flags & _OPCODE_BITS
+            or int(query.flags) & _OPCODE_BITS
         ):
             return None
         payload = None
         if query.edns >= 0:
-            if query.ednsflags & dns.flags.DO or any(o.otype == _PADDING for o in query.options):
+            if int(query.ednsflags) & _DO or any(o.otype == _PADDING for o in query.options):
                 return None
             payload = self.udp_payload
         question = query.question[0]
-        flags = _ANSWER_FLAGS | (query.flags & _COPIED_FLAGS) | answer.rcode
+        flags = _ANSWER_FLAGS | (int(query.flags) & _COPIED_FLAGS) | answer.rcode
         return plain_render.render_plain(
             query.id,
             int(flags),

@@ -51,6 +51,7 @@ from poisonproof.resolver.scrubber import ReplyKind, Scrubbed, scrub
 from poisonproof.resolver.validator import CryptoBudget, Security, Verdict
 
 log = logging.getLogger("poisonproof.resolver")
+_TC = int(dns.flags.TC)
 
 
 class Ede:
@@ -662,7 +663,7 @@ class Resolver:
             query.accepted(reply)
             if query.log.server_cookie is not None:
                 state.server_cookie = query.log.server_cookie
-            if reply.flags & dns.flags.TC and not tcp:
+            if int(reply.flags) & _TC and not tcp:
                 budget.trace.append(TraceEvent(server, question, "truncated: retry over TCP"))
                 tcp = True
                 continue

@@ -173,6 +173,11 @@ def canonical(rrset: dns.rrset.RRset) -> dns.rrset.RRset:
     return out
 
 
+_AA = int(dns.flags.AA)
+_EXTENDED_RCODE = 0xFF000000
+"""The upper eight bits of an extended rcode, in the EDNS flags (RFC 6891 §6.1.3)."""
+
+
 def _canonical_message(reply: dns.message.Message) -> dns.message.Message:
     copy = dns.message.Message(id=reply.id)
     copy.flags = reply.flags
@@ -180,7 +185,7 @@ def _canonical_message(reply: dns.message.Message) -> dns.message.Message:
     copy.answer = [canonical(r) for r in reply.answer]
     copy.authority = [canonical(r) for r in reply.authority]
     copy.additional = [canonical(r) for r in reply.additional]
-    copy.set_rcode(reply.rcode())
+    copy.ednsflags = reply.ednsflags & _EXTENDED_RCODE  # with flags: what set_rcode() sets
     return copy
 
 
@@ -226,7 +231,7 @@ def scrub(
     rcode = reply.rcode()
     reply = _canonical_message(reply)
     qname = qname.canonicalize()
-    aa = bool(reply.flags & dns.flags.AA)
+    aa = bool(int(reply.flags) & _AA)
     out = Scrubbed(ReplyKind.ERROR, rcode, aa, final_name=qname, zone=zone)
     _take_dnssec(reply, out, zone, qtype)
     if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
