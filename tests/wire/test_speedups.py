@@ -111,6 +111,18 @@ def test_hash_and_equality_as_dnspython(first: dns.name.Name, second: dns.name.N
     assert (first == first.to_text()) is old["__eq__"](first, first.to_text())
 
 
+@settings(max_examples=400, deadline=None)
+@given(_NAMES, _NAMES)
+def test_is_subdomain_as_dnspython(first: dns.name.Name, second: dns.name.Name) -> None:
+    original = speedups.originals()["is_subdomain"]
+    for one, other in ((first, second), (second, first), (first, first)):
+        assert one.is_subdomain(other) is original(one, other)
+        longer = dns.name.Name([b"Www", *other.labels]) if other.labels else other
+        assert longer.is_subdomain(other) is original(longer, other)
+        swapped = dns.name.Name([label.swapcase() for label in other.labels])
+        assert longer.is_subdomain(swapped) is original(longer, swapped)
+
+
 def test_hash_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(speedups, "HASH_MEMO_SIZE", 10)
     names = [dns.name.from_text(f"n{i}.example.") for i in range(25)]

@@ -38,7 +38,11 @@ valid), and `install()`, which replaces
   computed once per spelling; the memo is bounded and emptied when full);
 - `Name.__eq__` and `__ne__` by a comparison of the lowercased labels (what
   `fullcompare(...)[1] == 0` decides: the same number of labels, each equal ignoring
-  ASCII case), with the identical-labels case first.
+  ASCII case), with the identical-labels case first;
+- `Name.is_subdomain`, for two absolute names, by a comparison of the other name's labels
+  with as many last labels of this one, ignoring ASCII case (what `fullcompare` decides
+  label by label from the root, building its relation enum); relative names go to the
+  original (the bailiwick checks ask it several times per reply).
 Must never: change a single output byte, hash value, comparison or exception (tests
 compare each with the original over names, flags, origins and compression tables),
 patch a dnspython other than the pinned version it was measured on, or patch twice.
@@ -66,6 +70,7 @@ _original_eq = dns.name.Name.__eq__
 _original_ne = dns.name.Name.__ne__
 _original_parent = dns.name.Name.parent
 _original_canonicalize = dns.name.Name.canonicalize
+_original_is_subdomain = dns.name.Name.is_subdomain
 _original_rcode = dns.message.Message.rcode
 
 HASH_MEMO_SIZE = 100_000
@@ -120,6 +125,17 @@ def _parent(self: dns.name.Name) -> dns.name.Name:
 
 def _canonicalize(self: dns.name.Name) -> dns.name.Name:
     return valid_name(tuple(map(bytes.lower, self.labels)))
+
+
+def _is_subdomain(self: dns.name.Name, other: dns.name.Name) -> bool:
+    mine, theirs = self.labels, other.labels
+    if not (mine and theirs and mine[-1] == b"" and theirs[-1] == b""):
+        return _original_is_subdomain(self, other)  # a relative or empty name
+    count = len(theirs)
+    if len(mine) < count:
+        return False
+    tail = mine[len(mine) - count :]
+    return tail == theirs or [*map(bytes.lower, tail)] == [*map(bytes.lower, theirs)]
 
 
 def _hash(self: dns.name.Name) -> int:
@@ -218,6 +234,7 @@ def install() -> bool:
     dns.name.Name.__ne__ = _ne  # type: ignore[method-assign,assignment]
     dns.name.Name.parent = _parent  # type: ignore[method-assign]
     dns.name.Name.canonicalize = _canonicalize  # type: ignore[method-assign]
+    dns.name.Name.is_subdomain = _is_subdomain  # type: ignore[method-assign]
     for cls, function in rdata_classes().items():
         cls.__hash__ = function
     dns.message.Message.rcode = _rcode  # type: ignore[method-assign]
@@ -233,6 +250,7 @@ def originals() -> dict[str, Any]:
         "__ne__": _original_ne,
         "parent": _original_parent,
         "canonicalize": _original_canonicalize,
+        "is_subdomain": _original_is_subdomain,
     }
 
 
