@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import random
-
 import dns.name
 import dns.rdatatype
 import dns.rrset
@@ -11,27 +9,16 @@ import dns.rrset
 from poisonproof.resolver.answers import Answer
 from poisonproof.resolver.cache import Rank
 from poisonproof.resolver.defenses import DEFAULT
-from poisonproof.resolver.hints import RootHints
-from poisonproof.resolver.iterator import Resolver, ResolverConfig
-from poisonproof.resolver.outgoing import Entropy
+from poisonproof.resolver.iterator import Resolver
 from poisonproof.resolver.validator import Security
-from tests.resolver.inprocess import ManualClock
+from tests.resolver.inprocess import InProcessWorld
 
 WWW = dns.name.from_text("www.example.")
 
 
 def counting_resolver() -> tuple[Resolver, list[tuple[dns.name.Name, int]]]:
     """A resolver whose cache records each (name, type) `get_cached` is asked for."""
-    resolver = Resolver(
-        clock=ManualClock(),
-        hints=RootHints(
-            dns.rrset.from_text(".", 3_600_000, "IN", "NS", "a.root.test."),
-            {dns.name.from_text("a.root.test."): ["10.0.0.1"]},
-        ),
-        defenses=DEFAULT,
-        entropy=Entropy(random.Random(1)),
-        config=ResolverConfig(query_localhost=True),
-    )
+    resolver = InProcessWorld().resolver(DEFAULT, "10.0.0.1")
     asked: list[tuple[dns.name.Name, int]] = []
     lookup = resolver.cache.get_cached
 
