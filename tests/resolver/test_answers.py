@@ -54,6 +54,9 @@ def test_a_store_or_a_validation_mark_makes_the_cache_look_again():
     assert resolver.cache.writes == writes + 1
     resolver.cache.mark(dns.name.from_text("absent.example."), dns.rdatatype.A, Security.BOGUS)
     assert resolver.cache.writes == writes + 1  # nothing cached there: nothing changed
+    resolver.cache.forget(WWW, dns.rdatatype.A)
+    assert resolver.cache.writes == writes + 2
+    assert resolver.answers.step(WWW, dns.rdatatype.A) is None  # removed: looked up, missed
 
 
 def test_a_cached_name_is_found_by_the_frontend_and_the_resolution_alike():

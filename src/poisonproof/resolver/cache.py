@@ -125,8 +125,8 @@ class Cache:
         self.ranked = ranked
         self._entries: OrderedDict[_Key, _Entry | _NegativeEntry] = OrderedDict()
         self.writes = 0
-        """Changes that could turn a miss into a hit (stores and validation marks): while
-        it stays the same, a lookup that found nothing finds nothing again."""
+        """Changes to the entries (stores, validation marks, removals): while it stays the
+        same, a lookup that found nothing finds nothing again."""
         self.evictions = 0
         self.refused_by_rank = 0
         self.dname_count = 0
@@ -166,6 +166,7 @@ class Cache:
         if entry is None:
             return None
         if entry.expires <= self._now():
+            self.writes += 1
             del self._entries[key]
             return None
         self._entries.move_to_end(key)
@@ -374,10 +375,12 @@ class Cache:
 
     def forget(self, name: dns.name.Name, rdtype: int) -> None:
         """Drop the cached RRset (name, rdtype) and the parent-side glue copy of it."""
+        self.writes += 1
         self._entries.pop((name, int(rdtype)), None)
         self._entries.pop((name, _GLUE_SPACE + int(rdtype)), None)
 
     def flush(self) -> None:
+        self.writes += 1
         self._entries.clear()
 
     def export(self) -> list[tuple[_Key, _Entry | _NegativeEntry]]:

@@ -239,7 +239,7 @@ class Frontend:
         flags = _ANSWER_FLAGS | (int(query.flags) & _COPIED_FLAGS) | answer.rcode
         return plain_render.render_plain(
             query.id,
-            int(flags),
+            flags,
             (question.name, question.rdtype, question.rdclass),
             [_echo_case(rrset, question.name) for rrset in answer.answer],
             list(answer.authority),
