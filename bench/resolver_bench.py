@@ -789,8 +789,10 @@ def cold_table(colds: list[Cold], cold_list: list[tuple[str, str]]) -> list[str]
         "change to the miss path, count instructions rather than time it: "
         "`bench/miss_cost.py --instructions` (callgrind; repeats to about 0.3%, where CPU "
         "time here moves by 30%) gave 2.93 M instructions per cold name at commit b41ae9f "
-        "and 2.82 M at 1ed41df, which runs a resolution in its asker's task and skips a "
-        "repeated cache probe (simulated world; client and world included).",
+        "and 2.71 M at a694bdf (simulated world; on real loopback sockets 2.97 M and 2.65 "
+        "M; client and world included), yet the cold bench above did not move: there the "
+        "resolver is a process of its own woken after idle, and runs the same work about "
+        "three times slower than one warm process does.",
         "",
         "| resolver | median latency ms | mean latency ms | upstream queries / name "
         "| failed | median / Unbound | upstream / Unbound | CPU ms / name |",
