@@ -304,6 +304,14 @@ def rpl_seeds() -> list[bytes]:
     seeds.append(
         (RPL_HEADER + "SCENARIO_BEGIN all\n" + "".join(bodies) + "SCENARIO_END\n").encode()
     )
+    # a crash the fuzzer found (see tests/replay/test_rpl.py): a DS dnspython refuses,
+    # with no "DS" word to find its data by
+    seeds.append(
+        (
+            RPL_HEADER + "SCENARIO_BEGIN ds\nSTEP 1 QUERY\nENTRY_BEGIN\nSECTION ANSWER\n"
+            'tx IN DS"2854 3 1 46e4"\nENTRY_END\nSCENARIO_END\n'
+        ).encode()
+    )
     return seeds
 
 

@@ -320,6 +320,18 @@ def _wrap(body: str) -> str:
         ("RANGE_BEGIN 0 10\nENTRY_BEGIN\nbogus line\nENTRY_END\nRANGE_END\n", 6, "expected MATCH"),
         ("$INCLUDE other.zone\n", 4, "unsupported directive"),
         ("what is this\n", 4, "expected RANGE_BEGIN"),
+        # found by the fuzzer: a DS dnspython refuses, with no "DS" word to find its data by
+        (
+            'STEP 1 QUERY\nENTRY_BEGIN\nSECTION ANSWER\ntx IN DS"2854 3 1 46e4"\nENTRY_END\n',
+            7,
+            "bad record",
+        ),
+        (
+            "STEP 1 QUERY\nENTRY_BEGIN\nSECTION ANSWER\nx. IN DS 70000 8 1 AB\nENTRY_END\n",
+            7,
+            "bad record",
+        ),
+        ("STEP 1 QUERY\nENTRY_BEGIN\nSECTION ANSWER\nx. IN DS 1 8\nENTRY_END\n", 7, "bad record"),
         (
             "STEP 1 NOTHING\nENTRY_BEGIN\nENTRY_END\nENTRY_BEGIN\nENTRY_END\n",
             7,

@@ -481,14 +481,19 @@ def _lenient_ds(text: str, rdclass: int, rdtype: int) -> dns.rdata.Rdata:
     type: scenarios test exactly that) kept as generic rdata with the same wire form."""
     words = text.split()
     kind = dns.rdatatype.to_text(rdtype)
-    position = next(i for i, w in enumerate(words) if i > 0 and w.upper() == kind)
+    position = next((i for i, w in enumerate(words) if i > 0 and w.upper() == kind), None)
+    if position is None or len(words) < position + 4:
+        raise ValueError(f"{kind} record: no key tag, algorithm and digest type after {kind}")
     key_tag, algorithm, digest_type, *digest = words[position + 1 :]
-    wire = struct.pack(
-        "!HBB",
-        int(key_tag),
-        dns.dnssectypes.Algorithm.make(algorithm),
-        int(digest_type),
-    )
+    try:
+        wire = struct.pack(
+            "!HBB",
+            int(key_tag),
+            dns.dnssectypes.Algorithm.make(algorithm),
+            int(digest_type),
+        )
+    except struct.error as error:
+        raise ValueError(f"{kind} record: {error}") from None
     return dns.rdata.GenericRdata(rdclass, rdtype, wire + binascii.unhexlify("".join(digest)))
 
 
