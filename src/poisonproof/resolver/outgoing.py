@@ -27,6 +27,7 @@ from poisonproof.net.base import Address
 from poisonproof.resolver.defenses import EPHEMERAL_PORTS, Defenses, TxidStrategy
 from poisonproof.wire import fast_parse
 from poisonproof.wire.guard import REPLY_LABELS, within_budget
+from poisonproof.wire.message import COOKIE_OPTION
 from poisonproof.wire.speedups import valid_name
 
 EDNS_PAYLOAD = 1232
@@ -34,7 +35,6 @@ _LETTERS = bytes(0x20 if 0x61 <= (c | 0x20) <= 0x7A else 0 for c in range(256))
 """Byte translation: ASCII letters to 0x20 (the case bit), everything else to 0."""
 _SPREAD = [sum(1 << (8 * i + 5) for i in range(8) if b >> i & 1) for b in range(256)]
 """Bit i of a byte moved to bit 5 of byte i of a little-endian 64-bit number."""
-COOKIE_OPTION = dns.edns.OptionType.COOKIE
 
 
 class Entropy:

@@ -41,6 +41,7 @@ import dns.rrset
 import dns.wire
 from dns.message import MessageSection
 
+from poisonproof.wire.message import COOKIE_OPTION
 from poisonproof.wire.speedups import valid_name
 
 _HEADER = struct.Struct("!HHHHHH")
@@ -64,7 +65,6 @@ _NONE = dns.rdatatype.NONE
 _OPT = dns.rdatatype.OPT
 _OPT_CLASS = dns.rdata.get_rdata_class(dns.rdataclass.ANY, _OPT)
 _OPCODE_BITS = 0x7800
-_COOKIE = dns.edns.OptionType.COOKIE
 _REFUSED_TYPES = frozenset({dns.rdatatype.TSIG, dns.rdatatype.SIG})
 """Records only dnspython reads: TSIG (verification) and SIG (SIG(0))."""
 
@@ -376,7 +376,7 @@ class _Reader:
             pos += 4
             if pos + length > end:
                 raise _Fallback
-            if otype == _COOKIE:
+            if otype == COOKIE_OPTION:
                 options.append(_cookie(self.wire[pos : pos + length]))
             else:
                 read = dns.edns.option_from_wire_parser

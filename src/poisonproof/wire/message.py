@@ -40,6 +40,7 @@ class QueryKey:
 
 
 COOKIE_OPTION = 10
+"""The EDNS option code of a DNS COOKIE (RFC 7873), for every module that looks for one."""
 _OPTION_HEAD = struct.Struct("!HH")
 
 
