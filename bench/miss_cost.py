@@ -43,6 +43,9 @@ from resolver_bench import (
 
 from poisonproof.lab.world import start_world
 from poisonproof.net.base import Network
+from poisonproof.net.real import RealNetwork
+from poisonproof.net.real import run as run_real
+from poisonproof.net.sim import Simulation
 from poisonproof.server.resolver_server import ResolverServer
 from poisonproof.server.settings import Settings
 
@@ -115,9 +118,8 @@ async def resolve_all(
 
 
 def measure(args: argparse.Namespace, counting: bool) -> list[float]:
+    """CPU ms per name of each measured run, on the network `args` names."""
     if args.network == "sim":
-        from poisonproof.net.sim import Simulation
-
         sim = Simulation(seed=1, trace=False)
         try:
             return sim.run(
@@ -127,10 +129,8 @@ def measure(args: argparse.Namespace, counting: bool) -> list[float]:
             )
         finally:
             sim.close()
-    from poisonproof.net.real import RealNetwork, run
-
     check_namespace()
-    return run(
+    return run_real(
         resolve_all(RealNetwork(), args.runs, counting, lambda run: ("127.0.0.1", 5300 + run))
     )
 
