@@ -28,6 +28,7 @@ bench: $(STAMP)
 	status=0; \
 	$(BIN)/python bench/auth_bench.py --write BENCHMARKS.md || status=1; \
 	$(BIN)/python bench/resolver_bench.py --write BENCHMARKS.md || status=1; \
+	$(BIN)/python bench/cold_floor.py --write BENCHMARKS.md || status=1; \
 	$(BIN)/python bench/worker_cache.py --write BENCHMARKS.md || status=1; \
 	$(BIN)/python bench/lab_sweep.py --write BENCHMARKS.md || status=1; \
 	$(BIN)/python bench/spoof_bench.py --write BENCHMARKS.md || status=1; \
