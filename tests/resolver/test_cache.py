@@ -88,3 +88,21 @@ def test_closest_delegation():
     assert cache.closest_delegation(dns.name.from_text("a.b.sub.x.")).name.to_text() == "sub.x."
     assert cache.closest_delegation(dns.name.from_text("other.x.")).name.to_text() == "x."
     assert cache.closest_delegation(dns.name.from_text("y.")) is None
+
+
+def test_forget_negative_drops_only_a_negative_entry():
+    cache = Cache(ManualClock())
+    gone = dns.name.from_text("gone.x.")
+    www = dns.name.from_text("www.x.")
+    cache.put_negative(gone, dns.rdatatype.TXT, soa("x.", 300, 300), Rank.AUTHORITY_AUTH)
+    cache.put_negative(gone, None, soa("x.", 300, 300), Rank.AUTHORITY_AUTH)
+    cache.put(a("www.x.", "192.0.2.1"), Rank.ANSWER_AUTH)
+    writes = cache.writes
+    cache.forget_negative(gone, dns.rdatatype.TXT)
+    assert not cache.known_no_data(gone, dns.rdatatype.TXT)
+    assert cache.get_negative(gone, dns.rdatatype.TXT).nxdomain  # the NXDOMAIN is its own entry
+    cache.forget_negative(gone, None)
+    assert cache.get_negative(gone, dns.rdatatype.TXT) is None
+    cache.forget_negative(www, dns.rdatatype.A)  # a positive RRset under that key stays
+    assert cache.get(www, dns.rdatatype.A) is not None
+    assert cache.writes == writes + 2  # a change counts; nothing to forget does not

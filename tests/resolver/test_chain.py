@@ -50,6 +50,8 @@ $TTL 3600
 @ NS ns
 ns A 10.0.0.2
 www A 192.0.2.80
+www TXT "the www host"
+alias CNAME www
 *.wild A 192.0.2.81
 """
 OPEN = """$ORIGIN open.
@@ -266,3 +268,47 @@ def test_random_subdomains_of_a_signed_zone_are_answered_from_cached_nsec(signed
     assert resolver.stats["aggressive_nsec"] == 50
     existing = world.run(resolver, "www.example.")  # a real name is not denied
     assert existing.rcode == dns.rcode.NOERROR
+
+
+def test_a_bogus_denial_after_a_secure_cname_is_dropped_and_the_target_asked_alone(
+    signed, tmp_path: Path
+) -> None:
+    """The server answers `alias TXT` with the signed CNAME to www and a denial that www
+    has no TXT, though www's own signed NSEC lists TXT (a broken server, or a replayed
+    denial): the chain stands, the denial is refused (and not left in the cache), and www
+    TXT is asked on its own, so the client gets the real, secure answer, not SERVFAIL."""
+    world, anchors = signed
+    zone = dns.zone.from_file(str(tmp_path / "example.zone"), relativize=False)
+    www = dns.name.from_text("www.example.")
+    origin = dns.name.from_text("example.")
+
+    def signed_set(name: dns.name.Name, rdtype: dns.rdatatype.RdataType) -> list:
+        return [
+            zone.find_rrset(name, rdtype),
+            zone.find_rrset(name, dns.rdatatype.RRSIG, rdtype),
+        ]
+
+    def deny_the_target(exchange, reply):
+        query = dns.message.from_wire(exchange.query.wire)
+        question = query.question[0]
+        if reply is None or question.name.to_text().lower() != "alias.example.":
+            return reply
+        message = dns.message.from_wire(reply)
+        message.answer = [r for r in message.answer if r.name != www]
+        message.authority = signed_set(origin, dns.rdatatype.SOA) + signed_set(
+            www, dns.rdatatype.NSEC
+        )
+        return message.to_wire()
+
+    world.tamper = deny_the_target
+    resolver = _resolver(world, anchors)
+    answer = world.run(resolver, "alias.example.", "TXT")
+    assert answer.rcode == dns.rcode.NOERROR and answer.security is Security.SECURE
+    assert [(r.name.to_text(), dns.rdatatype.to_text(r.rdtype)) for r in answer.answer] == [
+        ("alias.example.", "CNAME"),
+        ("www.example.", "TXT"),
+    ]
+    assert resolver.stats["bogus_denial_after_chain"] == 1
+    assert ("www.example.", "TXT") in [(n.lower(), t) for _, n, t in world.questions()]
+    again = world.run(resolver, "www.example.", "TXT")
+    assert again.from_cache and again.security is Security.SECURE and again.answer

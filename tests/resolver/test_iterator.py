@@ -9,7 +9,7 @@ import dns.rcode
 import dns.rdatatype
 
 from poisonproof.resolver.defenses import DEFAULT, PRE_2008
-from poisonproof.resolver.iterator import ResolverConfig
+from poisonproof.resolver.iterator import Ede, ResolverConfig
 from tests.resolver.inprocess import texts
 
 PLAIN = dataclasses.replace(DEFAULT, qname_minimisation=False)
@@ -121,6 +121,54 @@ def test_minimised_probes_pass_over_names_known_not_to_be_zone_cuts(world):
     assert texts(answer) == ["d.b.c.victim.test. 300 IN A 192.0.2.8"]
     assert [(n.lower(), t) for _, n, t in world.questions()] == [("d.b.c.victim.test.", "A")]
     assert resolver.stats["minimise_skipped"] == 2
+
+
+def test_minimised_queries_that_go_unanswered_fall_back_to_the_full_name(world):
+    """A zone's server that drops NS queries (a middlebox, a broken server): the minimised
+    probes time out, and after `max_minimise_failures` of them the full name is asked
+    (Unbound's relaxed mode), instead of the name failing as unreachable."""
+
+    def drop_ns_probes(exchange, reply):
+        query = exchange.query
+        if query.server[0] == "10.0.0.3" and query.qtype == dns.rdatatype.NS:
+            return None
+        return reply
+
+    world.tamper = drop_ns_probes
+    resolver = world.resolver(DEFAULT, "10.0.0.1")
+    answer = world.run(resolver, "a.b.c.victim.test")
+    assert texts(answer) == ["a.b.c.victim.test. 300 IN A 192.0.2.7"]
+    asked = [(n.lower(), t) for s, n, t in world.questions() if s == "10.0.0.3"]
+    failures = ResolverConfig().max_minimise_failures
+    assert asked == [("c.victim.test.", "NS")] * failures + [("a.b.c.victim.test.", "A")]
+    assert resolver.stats["minimise_abandoned"] == 1
+    # the parents still saw only the minimised names
+    assert all("a.b.c" not in n.lower() for s, n, _ in world.questions() if s != "10.0.0.3")
+
+
+def test_unanswered_full_queries_still_fail_as_unreachable(world):
+    """The fallback uses the rounds a zone's servers get anyway: a server that answers
+    nothing at all costs no more queries (or time) than before, and ends in SERVFAIL."""
+    world.tamper = lambda exchange, reply: None if exchange.query.server[0] == "10.0.0.3" else reply
+
+    def dead_server_questions(config: ResolverConfig) -> tuple[list[tuple[str, str]], float]:
+        world.exchanges.clear()
+        resolver = world.resolver(DEFAULT, "10.0.0.1", config=config)
+        started = world.clock.now
+        answer = world.run(resolver, "a.b.c.victim.test")
+        assert answer.rcode == dns.rcode.SERVFAIL
+        assert answer.ede[0] == Ede.NO_REACHABLE_AUTHORITY
+        asked = [(n.lower(), t) for s, n, t in world.questions() if s == "10.0.0.3"]
+        return asked, world.clock.now - started
+
+    asked, waited = dead_server_questions(ResolverConfig())
+    failures = ResolverConfig().max_minimise_failures
+    assert asked[:failures] == [("c.victim.test.", "NS")] * failures
+    assert set(asked[failures:]) == {("a.b.c.victim.test.", "A")}
+    never = ResolverConfig(max_minimise_failures=1000)  # no fallback: probes to the end
+    strict, strict_waited = dead_server_questions(never)
+    assert set(strict) == {("c.victim.test.", "NS")}
+    assert len(asked) == len(strict) and waited == strict_waited
 
 
 def test_underscored_labels_are_asked_in_full_not_probed(world):

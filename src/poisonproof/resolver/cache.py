@@ -379,6 +379,14 @@ class Cache:
         self._entries.pop((name, int(rdtype)), None)
         self._entries.pop((name, _GLUE_SPACE + int(rdtype)), None)
 
+    def forget_negative(self, name: dns.name.Name, rdtype: int | None) -> None:
+        """Drop a cached NXDOMAIN (rdtype None) or NODATA for exactly this name, if that is
+        what the entry holds (a positive RRset stored under the same key stays)."""
+        key = (name, _NXDOMAIN_TYPE if rdtype is None else int(rdtype))
+        if isinstance(self._entries.get(key), _NegativeEntry):
+            self.writes += 1
+            del self._entries[key]
+
     def flush(self) -> None:
         self.writes += 1
         self._entries.clear()

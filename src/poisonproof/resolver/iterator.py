@@ -2,7 +2,9 @@
 
 Owns: the resolution algorithm (cache first; closest known zone cut; priming; referrals;
 glueless name servers with loop detection; CNAME/DNAME chasing up to 11 restarts; QNAME
-minimisation (RFC 9156); TCP on TC; EDNS fallback; near-miss retry over TCP; server
+minimisation (RFC 9156), given up for the full name when minimised queries go
+unanswered; a bogus denial at the end of a secure CNAME/DNAME chain dropped for a lookup
+of the target alone; TCP on TC; EDNS fallback; near-miss retry over TCP; server
 choice and lameness), the work limits against abuse (upstream queries per client query,
 name-server names resolved per referral (NXNSAttack), servers per delegation
 (NRDelegation), a time budget, upstream queries per second per zone (`fetchlimit`))
@@ -16,6 +18,7 @@ Must never: do I/O, sleep, or read the system clock; time comes from the injecte
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import ipaddress
 import logging
@@ -82,6 +85,12 @@ class ResolverConfig:
     max_restarts: int = 11
     max_depth: int = 5
     max_minimise_steps: int = 10
+    max_minimise_failures: int = 2
+    """Minimised queries of one resolution that may go unanswered (time out, or get a
+    reply that cannot be used) before the full name is asked instead, in the rounds left
+    (`max_rounds`: with one server, the third try): a server or middlebox that drops NS
+    queries, or queries for names it does not know, must not make the name unresolvable
+    (Unbound does the same when not told to be strict)."""
     max_rounds: int = 3
     """Times each server of a zone may be tried before the zone counts as unreachable."""
     time_budget: float = 12.0
@@ -317,6 +326,7 @@ class Resolver:
         minimise = self.defenses.qname_minimisation
         labels = len(zone.labels) + 1
         minimise_steps = 0
+        minimise_failures = 0
         rounds = 1
         tried: set[Address] = set()
         refetched: set[dns.name.Name] = set()
@@ -365,6 +375,13 @@ class Resolver:
             tried.add(server)
             scrubbed = yield from self._ask(server, ask_name, ask_type, zone, budget)
             if scrubbed is None:
+                if ask_name != name:
+                    minimise_failures += 1
+                    if minimise_failures >= self.config.max_minimise_failures:
+                        # the minimised question looks blocked: the remaining rounds ask
+                        # the full name (no extra ones: a dead server costs no more time)
+                        minimise = False
+                        self.count("minimise_abandoned")
                 continue
             if scrubbed.kind in (ReplyKind.LAME, ReplyKind.ERROR):
                 if ask_name != name:
@@ -434,7 +451,43 @@ class Resolver:
                 break
             self.count("bogus_retries")
             budget.avoid.add(scrubbed.server)
+        if verdict.bogus and not verdict.from_keys:
+            chain = yield from self._chain_without_denial(scrubbed, name, qtype, budget, depth)
+            if chain is not None:
+                return chain
         return scrubbed, verdict
+
+    def _chain_without_denial(
+        self, scrubbed: Scrubbed, name: dns.name.Name, qtype: int, budget: Budget, depth: int
+    ) -> Generator[Exchange, ExchangeResult, tuple[Scrubbed, Verdict] | None]:
+        """A CNAME/DNAME chain with a bogus denial about its target (NXDOMAIN or NODATA
+        the target's own NSEC records contradict, say): judged without that denial, and if
+        the chain alone is not bogus, returned as a CNAME reply, so the target is looked up
+        on its own (from the cache, or asked) instead of the whole answer failing. None
+        when there is no such chain or the chain itself is bogus."""
+        if scrubbed.kind not in (ReplyKind.NXDOMAIN, ReplyKind.NODATA):
+            return None
+        if not scrubbed.answer or scrubbed.final_name == name:
+            return None
+        chain = dataclasses.replace(
+            scrubbed, kind=ReplyKind.CNAME, rcode=dns.rcode.NOERROR, soa=None, proofs=[]
+        )
+        verdict = yield from self.chain.judge(chain, name, qtype, budget, depth)
+        if verdict.bogus:
+            return None
+        # the refused denial was cached (and marked bogus) before it was judged
+        nxdomain = scrubbed.kind is ReplyKind.NXDOMAIN
+        self.cache.forget_negative(scrubbed.final_name, None if nxdomain else qtype)
+        self.count("bogus_denial_after_chain")
+        if budget.tracing:
+            budget.trace.append(
+                TraceEvent(
+                    scrubbed.server,
+                    f"{scrubbed.final_name} {dns.rdatatype.to_text(qtype)}",
+                    "bogus denial of the chain's target dropped: the target is asked alone",
+                )
+            )
+        return chain, verdict
 
     def fetch(
         self, name: dns.name.Name, qtype: int, budget: Budget, depth: int
