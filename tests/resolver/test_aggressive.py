@@ -20,9 +20,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from poisonproof.resolver.aggressive import DenialCache, Synthesized
-from poisonproof.resolver.denial import DenialStatus, HashBudget, prove_nodata
+from poisonproof.resolver.denial import (
+    DenialStatus,
+    HashBudget,
+    prove_nodata,
+    prove_wildcard_answer,
+)
 from tests.resolver.test_denial import (
     CHILD_TEXT,
+    CUTS,
     EXAMPLE,
     EXISTING,
     LABEL,
@@ -31,6 +37,7 @@ from tests.resolver.test_denial import (
     nsec3_chain,
     nsec3_covering,
     nsec_chain,
+    nsec_covering,
     nxdomain_is_right,
     nxdomain_records,
     sign,
@@ -444,3 +451,103 @@ def test_any_subset_of_the_records_only_synthesizes_true_answers(keep, labels, q
         elif answer is not None:
             whole = prove_nodata(name, qtype, EXAMPLE, list(chain))
             assert whole.status is DenialStatus.SECURE, (name, qtype)
+
+
+# --- answers from kept wildcards (RFC 8198 §5.3) ------------------------------------------
+
+WILD = n("*.w.example.")
+
+
+def keep_wildcard(cache: DenialCache, proofs, ttl: int = 300, now: float = NOW) -> None:
+    """Keep *.w.example. A as a validated expansion for foo.w.example. would leave it."""
+    rrset = dns.rrset.from_text("foo.w.example.", ttl, "IN", "A", "192.0.2.4")
+    cache.add_wildcard(EXAMPLE, WILD, rrset, sign(rrset, EXAMPLE), list(proofs), now, ttl)
+
+
+def from_wildcard(cache: DenialCache, name: str, qtype: int = A, now=NOW, budget=None):
+    return cache.wildcard(n(name), qtype, now, budget if budget is not None else HashBudget())
+
+
+def proven(name: str, answer) -> bool:
+    records = list(answer.records)
+    return prove_wildcard_answer(n(name), WILD, EXAMPLE, records).status is DenialStatus.SECURE
+
+
+def test_nsec_wildcard_answers_the_names_its_kept_nsec_shows_absent():
+    chain = nsec_chain()
+    cache = DenialCache()
+    keep_wildcard(cache, with_sigs(chain, nsec_covering("foo.w.example.")))
+    for name in ("foo.w.example.", "bar.w.example.", "deep.er.w.example."):
+        answer = from_wildcard(cache, name)
+        assert answer is not None and answer.zone == EXAMPLE, name
+        assert answer.rrset.name == n(name) and answer.sigs.name == n(name)
+        assert [r.address for r in answer.rrset] == ["192.0.2.4"] and answer.ttl == 300
+        assert proven(name, answer)  # what a DO client is given proves the expansion
+    assert from_wildcard(cache, "foo.w.example.", MX) is None  # no kept MX at the wildcard
+    assert from_wildcard(cache, "foo.w.example.", DS) is None
+    assert from_wildcard(cache, "w.example.") is None  # exists (an empty non-terminal)
+    assert from_wildcard(cache, "*.w.example.") is None  # exists: the cache answers it
+    assert from_wildcard(cache, "zz.example.") is None  # no kept NSEC speaks for it
+    assert from_wildcard(cache, "foo.w.example.", now=NOW + 300) is None  # expired
+    assert look(cache, "zz.example.") is None  # no SOA kept: no negative answers either
+
+
+def test_nsec3_wildcard_answers_from_the_span_of_the_next_closer_name():
+    chain = nsec3_chain()
+    cover = nsec3_covering("foo.w.example.")
+    cache = DenialCache()
+    keep_wildcard(cache, with_sigs(chain, cover))
+    answer = from_wildcard(cache, "foo.w.example.")
+    assert answer is not None and proven("foo.w.example.", answer)
+    assert [r.name for r in answer.records if r.rdtype == NSEC3] == [cover.name]
+    assert from_wildcard(cache, "x.foo.w.example.") is not None  # the same next closer
+    names = [f"o{i}.w.example." for i in range(400)]
+    same = next(x for x in names if nsec3_covering(x) == cover)
+    elsewhere = next(x for x in names if nsec3_covering(x) != cover)
+    assert from_wildcard(cache, same) is not None
+    assert from_wildcard(cache, elsewhere) is None
+    assert from_wildcard(cache, "foo.w.example.", budget=HashBudget(remaining=0)) is None
+
+
+def test_nsec3_opt_out_spans_give_no_wildcard_answer():
+    chain = nsec3_chain(optout=True)
+    cache = DenialCache()
+    keep_wildcard(cache, with_sigs(chain, nsec3_covering("foo.w.example.", chain)))
+    assert from_wildcard(cache, "foo.w.example.") is None  # an unsigned cut could be there
+
+
+def test_kept_wildcards_are_bounded():
+    cache = DenialCache(max_records=20)
+    chain = nsec_chain()
+    proofs = with_sigs(chain, nsec_covering("foo.w.example."))
+    for i in range(10):
+        rrset = dns.rrset.from_text(f"x.w{i}.example.", 300, "IN", "A", "192.0.2.9")
+        wildcard = n(f"*.w{i}.example.")
+        cache.add_wildcard(EXAMPLE, wildcard, rrset, sign(rrset, EXAMPLE), proofs, NOW, 300)
+    keep_wildcard(cache, proofs)
+    assert sum(len(zone.wildcards) for zone in cache._zones.values()) == 20 // 10 + 1
+    assert from_wildcard(cache, "foo.w.example.") is not None  # the newest stays
+
+
+def matches_the_wildcard(name: dns.name.Name) -> bool:
+    """Is *.w.example. the answer for `name` (absent, its closest encloser w.example.)?"""
+    if name in EXISTING or any(name.is_subdomain(cut) for cut in CUTS):
+        return False
+    encloser = name.parent()
+    while encloser not in EXISTING:
+        encloser = encloser.parent()
+    return encloser == n("w.example.")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(LABEL, min_size=1, max_size=4), st.sampled_from([A, MX, TXT, DS]))
+def test_random_names_get_a_wildcard_answer_exactly_when_it_matches(labels, qtype):
+    name = dns.name.Name([label.encode() for label in labels]).concatenate(EXAMPLE)
+    for chain in (nsec_chain(), nsec3_chain()):
+        cache = DenialCache()
+        add(cache, chain)
+        keep_wildcard(cache, [])
+        answer = cache.wildcard(name, qtype, NOW, HashBudget())
+        assert (answer is not None) == (matches_the_wildcard(name) and qtype == A), name
+        if answer is not None:
+            assert proven(name.to_text(), answer)

@@ -53,6 +53,7 @@ www A 192.0.2.80
 www TXT "the www host"
 alias CNAME www
 *.wild A 192.0.2.81
+*.walias CNAME www
 """
 OPEN = """$ORIGIN open.
 $TTL 3600
@@ -312,3 +313,47 @@ def test_a_bogus_denial_after_a_secure_cname_is_dropped_and_the_target_asked_alo
     assert ("www.example.", "TXT") in [(n.lower(), t) for _, n, t in world.questions()]
     again = world.run(resolver, "www.example.", "TXT")
     assert again.from_cache and again.security is Security.SECURE and again.answer
+
+
+def test_a_kept_wildcard_answers_other_absent_names_without_asking(signed) -> None:
+    """RFC 8198 §5.3: after one validated expansion of *.wild.example. (and of the CNAME
+    at *.walias.example.), other names below them are answered from the cache, secure,
+    with the NSEC that proves the expansion, and no upstream query."""
+    world, anchors = signed
+    resolver = _resolver(world, anchors)
+    first = world.run(resolver, "host.wild.example.")
+    assert first.security is Security.SECURE and not first.from_cache
+    via_cname = world.run(resolver, "x.walias.example.")
+    assert via_cname.security is Security.SECURE
+    asked = len(world.exchanges)
+    answer = world.run(resolver, "other.wild.example.")
+    assert len(world.exchanges) == asked
+    assert answer.rcode == dns.rcode.NOERROR and answer.security is Security.SECURE
+    (rrset,) = answer.answer
+    assert rrset.to_text().split() == [
+        "other.wild.example.",
+        str(rrset.ttl),
+        "IN",
+        "A",
+        "192.0.2.81",
+    ]
+    assert 0 < rrset.ttl <= 300  # no longer than the NSEC (the SOA minimum) that proves it
+    assert any(r.rdtype == dns.rdatatype.NSEC for r in answer.denial)
+    chained = world.run(resolver, "y.walias.example.")
+    assert len(world.exchanges) == asked
+    assert chained.security is Security.SECURE
+    assert [(r.name.to_text(), dns.rdatatype.to_text(r.rdtype)) for r in chained.answer] == [
+        ("y.walias.example.", "CNAME"),
+        ("www.example.", "A"),
+    ]
+    assert any(r.rdtype == dns.rdatatype.NSEC for r in chained.denial)  # the CNAME's proof
+    assert resolver.stats["aggressive_wildcard"] == 2
+    frontend = Frontend(resolver, fast_path=False)
+    query = dns.message.make_query("other.wild.example.", "A", want_dnssec=True)
+    reply = dns.message.from_wire(frontend.render(query, answer, Via.UDP))
+    assert reply.flags & dns.flags.AD
+    (sigs,) = [r for r in reply.answer if r.rdtype == dns.rdatatype.RRSIG]
+    assert sigs.name == dns.name.from_text("other.wild.example.") and sigs[0].labels == 2
+    assert any(r.rdtype == dns.rdatatype.NSEC for r in reply.authority)
+    elsewhere = world.run(resolver, "nope.example.")  # not below a kept wildcard
+    assert elsewhere.rcode == dns.rcode.NXDOMAIN and len(world.exchanges) > asked

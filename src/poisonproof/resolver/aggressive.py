@@ -2,7 +2,10 @@
 
 Owns: keeping the NSEC and NSEC3 records (with their RRSIGs and the zone's SOA) of secure
 denials, and synthesizing NXDOMAIN or NODATA for a later question whose non-existence they
-already prove, without asking upstream. This defeats random-subdomain ("water torture")
+already prove, without asking upstream; and the RRsets of validated wildcard expansions,
+so that a later name the kept NSEC records show to be absent below the same closest
+encloser is answered from its wildcard (RFC 8198 §5.3; NSEC zones only). This defeats
+random-subdomain ("water torture")
 floods against signed zones: one upstream NXDOMAIN covers every name in the same gap. Each
 record is kept for min(its TTL, its RRSIG's TTL, SOA TTL, SOA MINIMUM) (RFC 8198 §5.4, RFC
 9077); the store is bounded (oldest added first out). A lookup finds the deepest cached
@@ -26,7 +29,7 @@ import bisect
 import heapq
 import itertools
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import dns.dnssec
@@ -49,6 +52,11 @@ from poisonproof.resolver.denial import (
 _NSEC = dns.rdatatype.NSEC
 _NSEC3 = dns.rdatatype.NSEC3
 _SHA1_LENGTH = 20
+_NOT_FROM_WILDCARDS = frozenset(
+    {dns.rdatatype.DS, dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.NSEC3}
+)
+"""Types never answered from a kept wildcard (a DS lives at a delegation's parent side;
+the DNSSEC records at a name are its own)."""
 _OPT_OUT = 0x01
 
 
@@ -65,6 +73,27 @@ class Synthesized:
     """The NSEC/NSEC3 RRsets used, each followed by its RRSIG RRset, then the SOA's RRSIG
     RRset (if one was given): all with TTL `ttl`."""
     ttl: int
+
+
+@dataclass(frozen=True)
+class WildcardAnswer:
+    """A positive answer made from a cached, validated wildcard RRset (RFC 8198 §5.3)."""
+
+    zone: Name
+    rrset: RRset
+    """The wildcard's RRset with the question name as owner, TTL `ttl`."""
+    sigs: RRset
+    """Its RRSIG RRset (the wildcard's signatures, the question name as owner)."""
+    records: tuple[RRset, ...]
+    """The NSEC RRset showing that the question name does not exist, and its RRSIG."""
+    ttl: int
+
+
+@dataclass
+class _Wildcard:
+    rrset: RRset
+    sigs: RRset
+    expires: float
 
 
 _Labels = tuple[bytes, ...]
@@ -103,7 +132,8 @@ class _Entry:
 @dataclass
 class _Zone:
     name: Name
-    soa: RRset
+    soa: RRset | None
+    """None while only wildcard expansions were kept: no negative answer is made then."""
     soa_sigs: RRset | None
     soa_expires: float
     nsec_owners: list[_Labels] = field(default_factory=list)
@@ -113,9 +143,11 @@ class _Zone:
     """(hash algorithm, iterations, salt) of the cached NSEC3 records."""
     nsec3_hashes: list[bytes] = field(default_factory=list)
     nsec3s: dict[bytes, _Entry] = field(default_factory=dict)
+    wildcards: dict[tuple[_Labels, int], _Wildcard] = field(default_factory=dict)
+    """Validated wildcard RRsets by (owner `*.…`, type)."""
 
     def __len__(self) -> int:
-        return len(self.nsecs) + len(self.nsec3s)
+        return len(self.nsecs) + len(self.nsec3s) + len(self.wildcards)
 
 
 class _OutOfHashes(Exception):
@@ -132,6 +164,9 @@ class DenialCache:
         self._zones: dict[_Labels, _Zone] = {}
         self._order: OrderedDict[_Key, _Entry] = OrderedDict()
         """Every cached record, oldest added first."""
+        self._wildcards: OrderedDict[tuple[_Labels, tuple[_Labels, int]], None] = OrderedDict()
+        """Every kept wildcard RRset as (zone, (owner, type)), oldest added first; at most
+        a tenth of `max_records`."""
         self._expiry: list[tuple[float, int, _Key]] = []
         """Heap of (expires, seq, key); entries whose seq no longer matches are stale."""
         self._seq = itertools.count()
@@ -164,30 +199,76 @@ class DenialCache:
         zone_key = _labels(zone)
         negative_ttl = min(soa.ttl, min(rdata.minimum for rdata in soa))
         soa_ttl = min(negative_ttl, soa_sigs.ttl) if soa_sigs is not None else negative_ttl
+        state = self._zones.get(zone_key) or _Zone(zone, soa, soa_sigs, now + soa_ttl)
+        self._keep(state, records, negative_ttl, now)
+        state.soa, state.soa_sigs, state.soa_expires = soa, soa_sigs, now + soa_ttl
+        if state:
+            self._zones[zone_key] = state
+        self._bound()
+
+    def _keep(self, state: _Zone, records: Sequence[RRset], ttl_cap: int, now: float) -> None:
+        """Keep each NSEC/NSEC3 RRset of `records` that has an RRSIG by the zone among them,
+        for min(its TTL, its RRSIG's, `ttl_cap`) seconds."""
+        zone = state.name
         sigs = _signatures(zone, records)
-        state = self._zones.get(zone_key)
         for rrset in records:
             if rrset.rdclass != dns.rdataclass.IN or rrset.rdtype not in (_NSEC, _NSEC3):
                 continue
             rrsig = sigs.get((rrset.name.canonicalize(), rrset.rdtype))
             if rrsig is None or len(rrset) != 1:
                 continue
-            ttl = min(rrset.ttl, rrsig.ttl, negative_ttl)
+            ttl = min(rrset.ttl, rrsig.ttl, ttl_cap)
             if ttl <= 0:
                 continue
-            if state is None:
-                state = self._zones[zone_key] = _Zone(zone, soa, soa_sigs, now + soa_ttl)
             if rrset.rdtype == _NSEC:
                 self._add_nsec(zone, state, rrset, rrsig, now + ttl)
             else:
                 self._add_nsec3(zone, state, rrset, rrsig, now + ttl)
-        if state is not None:
-            state.soa, state.soa_sigs, state.soa_expires = soa, soa_sigs, now + soa_ttl
-            if not state:
-                self._zones.pop(zone_key, None)
+
+    def _bound(self) -> None:
+        """Drop the oldest records, and the oldest wildcards, beyond the bounds."""
         while len(self._order) > self.max_records:
             _, oldest = self._order.popitem(last=False)
             self._drop(oldest, from_order=False)
+        while len(self._wildcards) > self.max_records // 10 + 1:
+            (zone_key, key), _ = self._wildcards.popitem(last=False)
+            state = self._zones.get(zone_key)
+            if state is not None:
+                state.wildcards.pop(key, None)
+                if not state:
+                    del self._zones[zone_key]
+
+    def add_wildcard(
+        self,
+        zone: Name,
+        wildcard: Name,
+        rrset: RRset,
+        sigs: RRset,
+        proofs: Sequence[RRset],
+        now: float,
+        ttl: int,
+    ) -> None:
+        """Keep a validated wildcard expansion of `zone`: `rrset` (owned by the name it
+        answered) as the RRset of `wildcard` (`*.…`) with its RRSIGs `sigs`, for `ttl`
+        seconds, and the NSEC/NSEC3 records of `proofs` (validated, with their RRSIGs)
+        that showed the expanded name does not exist."""
+        if wildcard.labels[:1] != (b"*",) or not wildcard.is_subdomain(zone) or ttl <= 0:
+            return
+        self._purge(now)
+        zone = zone.canonicalize()
+        zone_key = _labels(zone)
+        state = self._zones.get(zone_key) or _Zone(zone, None, None, now)
+        self._keep(state, proofs, ttl, now)
+        key = (_labels(wildcard), int(rrset.rdtype))
+        state.wildcards[key] = _Wildcard(
+            dns.rrset.from_rdata_list(wildcard, ttl, list(rrset)),
+            dns.rrset.from_rdata_list(wildcard, ttl, list(sigs)),
+            now + ttl,
+        )
+        self._zones[zone_key] = state
+        self._wildcards[(zone_key, key)] = None
+        self._wildcards.move_to_end((zone_key, key))
+        self._bound()
 
     def _add_nsec(
         self, zone: Name, state: _Zone, rrset: RRset, sigs: RRset, expires: float
@@ -289,7 +370,7 @@ class DenialCache:
         self._purge(now)
         key = _labels(name)
         state = self._zone_of(key, qtype)
-        if state is None or state.soa_expires <= now:
+        if state is None or state.soa is None or state.soa_expires <= now:
             return None
         answer = None
         if state.nsecs:
@@ -313,6 +394,71 @@ class DenialCache:
             out.append(_with_ttl(state.soa_sigs, ttl))
         return Synthesized(nxdomain, state.name, _with_ttl(state.soa, ttl), tuple(out), ttl)
 
+    def wildcard(
+        self, name: Name, qtype: int, now: float, budget: HashBudget
+    ) -> WildcardAnswer | None:
+        """The answer to (`name`, `qtype`) from a kept wildcard: when kept NSEC or NSEC3
+        records show the name does not exist and its closest encloser holds a kept
+        wildcard RRset of `qtype` (or a CNAME, for another type), that RRset renamed to
+        `name`, with the record that shows it (for NSEC3: covers the next closer name);
+        else None. NSEC3 hashes are charged to `budget`."""
+        if dns.rdatatype.is_metatype(qtype) or qtype in _NOT_FROM_WILDCARDS:
+            return None
+        self._purge(now)
+        key = _labels(name)
+        state = self._zone_of(key, qtype)
+        if state is None or not state.wildcards:
+            return None
+        try:
+            found_cover = self._wildcard_cover(state, key, budget)
+        except _OutOfHashes:
+            return None
+        if found_cover is None:
+            return None
+        cover, encloser = found_cover
+        wildcard = (*key[:encloser], b"*")
+        found = state.wildcards.get((wildcard, qtype))
+        if found is None and qtype != dns.rdatatype.CNAME:
+            found = state.wildcards.get((wildcard, dns.rdatatype.CNAME))
+        if found is None:
+            return None
+        ttl = int(min(found.expires, cover.expires) - now)
+        if ttl <= 0:
+            return None
+        return WildcardAnswer(
+            state.name,
+            dns.rrset.from_rdata_list(name, ttl, list(found.rrset)),
+            dns.rrset.from_rdata_list(name, ttl, list(found.sigs)),
+            (_with_ttl(cover.rrset, ttl), _with_ttl(cover.sigs, ttl)),
+            ttl,
+        )
+
+    def _wildcard_cover(
+        self, state: _Zone, key: _Labels, budget: HashBudget
+    ) -> tuple[_Entry, int] | None:
+        """The kept record showing the name does not exist, and its closest encloser's
+        length; None if the kept records do not show it."""
+        if state.nsecs:
+            found = _nsec_for(state, key)
+            if found is not None and found[1] is not None:
+                return found[0], found[1]
+        if state.nsec3s:
+            # A wildcard answer's proof is the NSEC3 covering the next closer name (RFC
+            # 5155 §7.2.6); the kept wildcard itself shows its parent exists. So: the
+            # deepest ancestor with a kept wildcard, if the next name below it towards
+            # the question is covered (and no opt-out span: an unsigned delegation could
+            # be there), is the closest encloser.
+            apex = len(state.name.labels)
+            for length in range(len(key) - 1, apex - 1, -1):
+                wildcard = (*key[:length], b"*")
+                if not any(w == wildcard for w, _ in state.wildcards):
+                    continue
+                cover = _nsec3_covering(state, _hasher(state, budget)(key[: length + 1]))
+                if cover is None or cover.rrset[0].flags & _OPT_OUT:
+                    return None
+                return cover, length
+        return None
+
     def _zone_of(self, key: _Labels, qtype: int) -> _Zone | None:
         """The deepest cached zone at or above the name; for DS, strictly above it (the
         parent side of a delegation holds its DS)."""
@@ -327,27 +473,13 @@ class DenialCache:
         self, state: _Zone, name: Name, key: _Labels, qtype: int
     ) -> tuple[bool, list[_Entry]] | None:
         zone = state.name
-        apex = len(zone.labels)
-        # Below a delegation or DNAME the records show: another zone's business.
-        for length in range(apex, len(key)):
-            cut = state.nsecs.get(key[:length])
-            if cut is not None and cut.is_cut:
-                return None
-        before = _at_or_before(state.nsec_owners, state.nsecs, key)
-        if before is None:
+        found = _nsec_for(state, key)
+        if found is None:
             return None
-        owner, following = before.key[2], before.next
-        assert isinstance(owner, tuple) and isinstance(following, tuple)
-        if owner == key:
-            return _nodata(zone, name, qtype, [before])
-        if len(following) > len(key) and following[: len(key)] == key:
-            return _nodata(zone, name, qtype, [before])  # an empty non-terminal
-        if not (key < following or following == key[:apex]):
-            return None  # not covered (the last NSEC's next name is the apex): a miss
-        # The closest encloser this NSEC shows (RFC 4592 §3.3.1): the longest ancestor of
-        # the name shared with the owner or the next name; then its wildcard's NSEC.
-        shared = max(_shared(key, owner), _shared(key, following), apex)
-        wildcard = (*key[:shared], b"*")
+        before, encloser = found
+        if encloser is None:
+            return _nodata(zone, name, qtype, [before])  # the name exists: NODATA at most
+        wildcard = (*key[:encloser], b"*")
         used = [before]
         at_wildcard = _at_or_before(state.nsec_owners, state.nsecs, wildcard)
         if at_wildcard is not None and at_wildcard is not before:
@@ -359,36 +491,12 @@ class DenialCache:
     def _by_nsec3(
         self, state: _Zone, name: Name, key: _Labels, qtype: int, budget: HashBudget
     ) -> tuple[bool, list[_Entry]] | None:
-        assert state.nsec3_params is not None
-        algorithm, iterations, salt = state.nsec3_params
         zone = state.name
-
-        def digest(of: _Labels) -> bytes:
-            if budget.remaining <= 0:
-                raise _OutOfHashes
-            budget.remaining -= 1
-            text = dns.dnssec.nsec3_hash(_name(of), salt, iterations, algorithm)
-            return base64.b32hexdecode(text)
-
-        # Walk down from the apex: each ancestor matched (and not a cut) until the first
-        # one with no NSEC3, which must be covered: that is the next closer name.
-        apex = len(zone.labels)
-        matched = state.nsec3s.get(digest(key[:apex]))
-        if matched is None:
+        digest = _hasher(state, budget)
+        walked = _nsec3_walk(state, key, digest)
+        if walked is None:
             return None
-        encloser = apex
-        cover = None
-        for length in range(apex + 1, len(key) + 1):
-            if matched.is_cut:
-                return None
-            child_digest = digest(key[:length])
-            match = state.nsec3s.get(child_digest)
-            if match is None:
-                cover = _nsec3_covering(state, child_digest)
-                if cover is None:
-                    return None
-                break
-            matched, encloser = match, length
+        matched, encloser, cover = walked
         if cover is None:
             return _nodata(zone, name, qtype, [matched], budget)
         wildcard_digest = digest((*key[:encloser], b"*"))
@@ -406,6 +514,71 @@ class DenialCache:
 
 
 # --- helpers -------------------------------------------------------------------------
+
+
+def _hasher(state: _Zone, budget: HashBudget) -> Callable[[_Labels], bytes]:
+    """The zone's NSEC3 hash of a name, each one charged to `budget` (_OutOfHashes when
+    it is spent)."""
+    assert state.nsec3_params is not None
+    algorithm, iterations, salt = state.nsec3_params
+
+    def digest(of: _Labels) -> bytes:
+        if budget.remaining <= 0:
+            raise _OutOfHashes
+        budget.remaining -= 1
+        text = dns.dnssec.nsec3_hash(_name(of), salt, iterations, algorithm)
+        return base64.b32hexdecode(text)
+
+    return digest
+
+
+def _nsec3_walk(
+    state: _Zone, key: _Labels, digest: Callable[[_Labels], bytes]
+) -> tuple[_Entry, int, _Entry | None] | None:
+    """Walk down from the apex: each ancestor of the name matched by a kept NSEC3 (and
+    not a cut) until the first with none, which must be covered by one: that is the next
+    closer name. (the NSEC3 matching the closest encloser, its length, the NSEC3 covering
+    the next closer name, or None when the name itself is matched); None when the kept
+    records cannot tell."""
+    apex = len(state.name.labels)
+    matched = state.nsec3s.get(digest(key[:apex]))
+    if matched is None:
+        return None
+    encloser = apex
+    for length in range(apex + 1, len(key) + 1):
+        if matched.is_cut:
+            return None
+        child_digest = digest(key[:length])
+        match = state.nsec3s.get(child_digest)
+        if match is None:
+            cover = _nsec3_covering(state, child_digest)
+            return None if cover is None else (matched, encloser, cover)
+        matched, encloser = match, length
+    return matched, encloser, None
+
+
+def _nsec_for(state: _Zone, key: _Labels) -> tuple[_Entry, int | None] | None:
+    """The kept NSEC that speaks for the name, and the length of the closest encloser it
+    shows when it shows the name does not exist (RFC 4592 §3.3.1: the longest ancestor of
+    the name shared with its owner or next name); None for the length when the NSEC shows
+    the name exists (as its owner, or an empty non-terminal before its next name). None
+    below a delegation or DNAME the records show (another zone's business), or when no
+    kept NSEC covers the name (the last one's next name is the apex: a miss)."""
+    apex = len(state.name.labels)
+    for length in range(apex, len(key)):
+        cut = state.nsecs.get(key[:length])
+        if cut is not None and cut.is_cut:
+            return None
+    before = _at_or_before(state.nsec_owners, state.nsecs, key)
+    if before is None:
+        return None
+    owner, following = before.key[2], before.next
+    assert isinstance(owner, tuple) and isinstance(following, tuple)
+    if owner == key or (len(following) > len(key) and following[: len(key)] == key):
+        return before, None
+    if not (key < following or following == key[:apex]):
+        return None
+    return before, max(_shared(key, owner), _shared(key, following), apex)
 
 
 def _nodata(

@@ -4,7 +4,8 @@ Owns: the `Answer` value (sections, the Extended DNS Error, the DNSSEC state fol
 its parts, the RRSIGs and denial records a DO client is shown), one step of answering
 from the cache (an RRset, a CNAME to follow, a DNAME and its substitution, a negative
 answer; data validation never judged though an anchor covers it is not an answer), and
-negative answers synthesized from validated NSEC/NSEC3 records (RFC 8198).
+negative answers synthesized from validated NSEC/NSEC3 records, and positive ones from a
+kept wildcard for a name they show absent (RFC 8198 §5.3).
 Must never: send queries or validate signatures (the iterator and the chain do).
 """
 
@@ -144,16 +145,37 @@ class CacheAnswers:
             return answer
         return None
 
-    def synthesized(self, name: dns.name.Name, qtype: int, hashes: HashBudget) -> Answer | None:
-        """A negative answer proven by cached, validated NSEC/NSEC3 records (RFC 8198)."""
+    def synthesized(
+        self, name: dns.name.Name, qtype: int, hashes: HashBudget
+    ) -> Answer | Cached | None:
+        """From cached, validated NSEC/NSEC3 records (RFC 8198): a negative answer they
+        prove, or the answer of a kept wildcard for a name they show does not exist (a
+        CNAME, to follow, when the wildcard holds one and another type is asked)."""
         if not self.resolver.validating or not len(self.resolver.denials):
             return None
-        found = self.resolver.denials.lookup(name, qtype, self.resolver.clock.wall(), hashes)
-        if found is None or not self.resolver.chain.is_secure(found.zone):
+        now = self.resolver.clock.wall()
+        found = self.resolver.denials.lookup(name, qtype, now, hashes)
+        if found is None:
+            return self._from_wildcard(name, qtype, now, hashes)
+        if not self.resolver.chain.is_secure(found.zone):
             return None
         self.resolver.count("aggressive_nsec")
         rcode = dns.rcode.NXDOMAIN if found.nxdomain else dns.rcode.NOERROR
         answer = Answer(rcode, [], [found.soa], denial=list(found.records))
+        answer.judge(Security.SECURE, None)
+        return answer
+
+    def _from_wildcard(
+        self, name: dns.name.Name, qtype: int, now: float, hashes: HashBudget
+    ) -> Answer | Cached | None:
+        found = self.resolver.denials.wildcard(name, qtype, now, hashes)
+        if found is None or not self.resolver.chain.is_secure(found.zone):
+            return None
+        self.resolver.count("aggressive_wildcard")
+        if found.rrset.rdtype != qtype:  # a CNAME: the caller follows it
+            return Cached(found.rrset, found.sigs, Security.SECURE, None, found.records)
+        answer = Answer(dns.rcode.NOERROR, [found.rrset], denial=list(found.records))
+        answer.sigs[(name, int(qtype))] = found.sigs
         answer.judge(Security.SECURE, None)
         return answer
 
@@ -199,7 +221,7 @@ def joined(prefix: Answer, step: Answer) -> Answer:
         step.authority,
         step.ede,
         sigs={**prefix.sigs, **step.sigs},
-        denial=step.denial,
+        denial=prefix.denial + step.denial,  # a wildcard CNAME's proof, then the end's
     )
     answer.security, answer.bogus, answer.judged = prefix.security, prefix.bogus, prefix.judged
     answer.judge(step.security, step.bogus)

@@ -483,6 +483,15 @@ class TrustChain:
                 return bogus(f"{what} from {verdict.wildcard}: {denial.reason}", Ede.NSEC_MISSING)
             if denial.status is DenialStatus.INSECURE:
                 return Verdict(Security.INSECURE, denial.reason)
+            self.resolver.denials.add_wildcard(
+                signer,
+                verdict.wildcard,
+                rrset,
+                sigs,
+                [r for p in proofs for r in (p, scrubbed.sig(p)) if r is not None],
+                self._now(),
+                verdict.ttl if verdict.ttl is not None else rrset.ttl,
+            )
         return verdict
 
     def _judge_denial(self, scrubbed: Scrubbed, qtype: int, budget: Budget, depth: int) -> Judging:

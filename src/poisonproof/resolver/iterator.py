@@ -252,12 +252,13 @@ class Resolver:
                 answer = joined(prefix, step)
                 answer.from_cache = from_cache
                 return answer
-            if step is not None:  # a cached CNAME or DNAME
+            if step is None:
+                step = self.answers.synthesized(current, qtype, budget.hashes)
+                if isinstance(step, Answer):
+                    return joined(prefix, step)
+            if step is not None:  # a cached CNAME or DNAME, or one from a cached wildcard
                 current = self.answers.add(prefix, step, current)
             else:
-                synthesized = self.answers.synthesized(current, qtype, budget.hashes)
-                if synthesized is not None:
-                    return joined(prefix, synthesized)
                 from_cache = False
                 scrubbed, verdict = yield from self._iterate_validated(
                     current, qtype, budget, depth
