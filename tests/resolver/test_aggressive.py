@@ -490,6 +490,8 @@ def test_nsec_wildcard_answers_the_names_its_kept_nsec_shows_absent():
     assert from_wildcard(cache, "zz.example.") is None  # no kept NSEC speaks for it
     assert from_wildcard(cache, "foo.w.example.", now=NOW + 300) is None  # expired
     assert look(cache, "zz.example.") is None  # no SOA kept: no negative answers either
+    cache.forget_zone(EXAMPLE)
+    assert from_wildcard(cache, "foo.w.example.") is None and len(cache) == 0
 
 
 def test_nsec3_wildcard_answers_from_the_span_of_the_next_closer_name():

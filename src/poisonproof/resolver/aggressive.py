@@ -3,8 +3,8 @@
 Owns: keeping the NSEC and NSEC3 records (with their RRSIGs and the zone's SOA) of secure
 denials, and synthesizing NXDOMAIN or NODATA for a later question whose non-existence they
 already prove, without asking upstream; and the RRsets of validated wildcard expansions,
-so that a later name the kept NSEC records show to be absent below the same closest
-encloser is answered from its wildcard (RFC 8198 §5.3; NSEC zones only). This defeats
+so that a later name the kept NSEC/NSEC3 records show to be absent below the same
+closest encloser is answered from its wildcard (RFC 8198 §5.3). This defeats
 random-subdomain ("water torture")
 floods against signed zones: one upstream NXDOMAIN covers every name in the same gap. Each
 record is kept for min(its TTL, its RRSIG's TTL, SOA TTL, SOA MINIMUM) (RFC 8198 §5.4, RFC
@@ -85,7 +85,8 @@ class WildcardAnswer:
     sigs: RRset
     """Its RRSIG RRset (the wildcard's signatures, the question name as owner)."""
     records: tuple[RRset, ...]
-    """The NSEC RRset showing that the question name does not exist, and its RRSIG."""
+    """The NSEC (or the NSEC3 covering the next closer name) showing that the question
+    name does not exist, and its RRSIG."""
     ttl: int
 
 
@@ -333,9 +334,12 @@ class DenialCache:
 
     def forget_zone(self, zone: Name) -> None:
         """Drop every record kept for `zone` (not those of zones below it)."""
-        state = self._zones.pop(_labels(zone), None)
+        zone_key = _labels(zone)
+        state = self._zones.pop(zone_key, None)
         if state is None:
             return
+        for key in state.wildcards:
+            self._wildcards.pop((zone_key, key), None)
         for entry in itertools.chain(state.nsecs.values(), state.nsec3s.values()):
             self._order.pop(entry.key, None)
 
@@ -410,7 +414,7 @@ class DenialCache:
         if state is None or not state.wildcards:
             return None
         try:
-            found_cover = self._wildcard_cover(state, key, budget)
+            found_cover = self._wildcard_cover(state, key, qtype, budget)
         except _OutOfHashes:
             return None
         if found_cover is None:
@@ -434,7 +438,7 @@ class DenialCache:
         )
 
     def _wildcard_cover(
-        self, state: _Zone, key: _Labels, budget: HashBudget
+        self, state: _Zone, key: _Labels, qtype: int, budget: HashBudget
     ) -> tuple[_Entry, int] | None:
         """The kept record showing the name does not exist, and its closest encloser's
         length; None if the kept records do not show it."""
@@ -451,8 +455,12 @@ class DenialCache:
             apex = len(state.name.labels)
             for length in range(len(key) - 1, apex - 1, -1):
                 wildcard = (*key[:length], b"*")
-                if not any(w == wildcard for w, _ in state.wildcards):
-                    continue
+                if (wildcard, qtype) not in state.wildcards and (
+                    wildcard,
+                    dns.rdatatype.CNAME,
+                ) not in state.wildcards:
+                    continue  # (safe to pass over: a deeper closest encloser would exist,
+                    # so the next closer name below this one would not be covered)
                 cover = _nsec3_covering(state, _hasher(state, budget)(key[: length + 1]))
                 if cover is None or cover.rrset[0].flags & _OPT_OUT:
                     return None
@@ -537,9 +545,9 @@ def _nsec3_walk(
 ) -> tuple[_Entry, int, _Entry | None] | None:
     """Walk down from the apex: each ancestor of the name matched by a kept NSEC3 (and
     not a cut) until the first with none, which must be covered by one: that is the next
-    closer name. (the NSEC3 matching the closest encloser, its length, the NSEC3 covering
-    the next closer name, or None when the name itself is matched); None when the kept
-    records cannot tell."""
+    closer name. Returns the NSEC3 matching the closest encloser, its length, and the
+    NSEC3 covering the next closer name (None when the name itself is matched); None
+    when the kept records cannot tell."""
     apex = len(state.name.labels)
     matched = state.nsec3s.get(digest(key[:apex]))
     if matched is None:
