@@ -9,7 +9,7 @@ import statistics
 import pytest
 
 from poisonproof.lab.arena import ATTACKER_IP, REAL_WWW, ArenaParams, ZoneFiles
-from poisonproof.lab.attacks import AttackName, AttackParams, run_trial
+from poisonproof.lab.attacks import PREDICT_WINDOW, AttackName, AttackParams, run_trial
 from poisonproof.lab.trials import Setting, run_trials, summarize
 from poisonproof.resolver.defenses import preset
 
@@ -177,3 +177,52 @@ def test_forwarder_confusion_needs_forwarder_scrubbing(zones):
     assert confused.success and confused.victim_sees == [ATTACKER_IP]
     fixed = run_trial(AttackName.FORWARDER, both, "x", ARENA, params, 4, zones)
     assert not fixed.success and fixed.victim_sees == [REAL_WWW]
+
+
+def test_predicting_a_counted_up_id_poisons_in_one_small_window(zones):
+    """The pre-2008 resolver that counts its IDs up (BIND 4/8): the attacker reads the ID
+    of a query to its own zone and needs at most one window of IDs after it."""
+    params = AttackParams(rate=100_000)
+    result = run_trial(
+        AttackName.PREDICT, preset("2008-sequential"), "2008-sequential", ARENA, params, 1, zones
+    )
+    assert result.success and result.victim_sees == [ATTACKER_IP]
+    assert result.attempts == 1 and result.packets <= PREDICT_WINDOW * ARENA.servers
+    setting = Setting(AttackName.PREDICT, "2008-sequential", ARENA, params)
+    assert setting.theory().p_success == 1.0
+    assert result.sim_time == pytest.approx(setting.seconds_per_attempt(), rel=0.2)
+
+
+def test_predicting_does_not_help_against_a_random_id(zones):
+    """The same attacker against random IDs: its window holds the real ID one time in
+    65,536 / PREDICT_WINDOW, so 40 windows leave the resolver clean (this seed; 2 seeds of
+    the first 40 won within 40 windows, where RFC 5452 says 3.8%), and RFC 5452 agrees."""
+    params = AttackParams(rate=100_000, budget_packets=40 * PREDICT_WINDOW)
+    result = run_trial(AttackName.PREDICT, preset("2008"), "2008", ARENA, params, 0, zones)
+    assert not result.success and result.victim_sees == [REAL_WWW]
+    assert result.attempts == 40 and result.packets == 40 * PREDICT_WINDOW
+    assert result.reasons["near_misses"] > 0  # its guesses landed, with wrong IDs
+    setting = Setting(AttackName.PREDICT, "2008", ARENA, params)
+    assert setting.theory().p_success == pytest.approx(PREDICT_WINDOW / 65536)
+
+
+def test_batched_and_per_packet_floods_agree_on_a_predicted_window(zones):
+    for defenses in ("2008-sequential", "2008"):
+        runs = [
+            run_trial(
+                AttackName.PREDICT,
+                preset(defenses),
+                defenses,
+                ARENA,
+                AttackParams(rate=20_000, budget_packets=20 * PREDICT_WINDOW, per_packet=each),
+                2,
+                zones,
+            )
+            for each in (False, True)
+        ]
+        batched, per_packet = runs
+        assert (batched.success, batched.attempts, batched.packets) == (
+            per_packet.success,
+            per_packet.attempts,
+            per_packet.packets,
+        )

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 from poisonproof.lab.arena import ArenaParams, ZoneFiles
 from poisonproof.lab.attacks import AttackName, AttackParams, TrialResult, run_trial
-from poisonproof.lab.theory import Attempt, median_attempts
-from poisonproof.lab.trials import SETTLE
-from poisonproof.resolver.defenses import DEFAULT, EPHEMERAL_PORTS, PRE_2008, Defenses
+from poisonproof.lab.theory import median_attempts
+from poisonproof.lab.trials import attempt_of, seconds_per_attempt
+from poisonproof.resolver.defenses import DEFAULT, PRE_2008, Defenses
 
 SWITCHES: dict[str, tuple[str, ...]] = {
     "random TXID": ("txid",),
@@ -46,6 +46,7 @@ ATTACKS = (
     AttackName.BIRTHDAY,
     AttackName.MAIL,
     AttackName.FORWARDER,
+    AttackName.PREDICT,
 )
 
 
@@ -83,20 +84,8 @@ def estimate(
     defenses: Defenses, attack: AttackName, arena: ArenaParams, params: AttackParams
 ) -> float:
     """RFC 5452's median time to poison for this row (seconds; inf when P_s is 0)."""
-    ports = defenses.port_pool or (EPHEMERAL_PORTS[1] - EPHEMERAL_PORTS[0] + 1)
-    identical = (
-        params.duplicates if attack is AttackName.BIRTHDAY and not defenses.merge_duplicates else 1
-    )
-    attempt = Attempt(
-        rate=params.rate,
-        window=arena.window,
-        servers=arena.servers,
-        ports=ports,
-        identical=identical,
-        case_bits=16 if defenses.case_randomization else 0,
-    )
-    per_attempt = arena.window + 3 * arena.attacker_latency + SETTLE
-    return median_attempts(attempt.p_success) * per_attempt
+    attempt = attempt_of(attack, defenses, arena, params)
+    return median_attempts(attempt.p_success) * seconds_per_attempt(attack, arena, params, attempt)
 
 
 @dataclass

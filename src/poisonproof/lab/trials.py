@@ -18,7 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from poisonproof.lab.arena import ArenaParams, ZoneFiles, with_port_pool
-from poisonproof.lab.attacks import AttackName, AttackParams, TrialResult, run_trial
+from poisonproof.lab.attacks import (
+    PREDICT_WINDOW,
+    AttackName,
+    AttackParams,
+    TrialResult,
+    run_trial,
+)
 from poisonproof.lab.flood import ID_SPACE
 from poisonproof.lab.theory import Attempt, median_attempts
 from poisonproof.resolver.defenses import (
@@ -74,32 +80,55 @@ class Setting:
         }
 
     def theory(self) -> Attempt:
-        defenses = self.defenses_value()
-        pool = defenses.port_pool or (EPHEMERAL_PORTS[1] - EPHEMERAL_PORTS[0] + 1)
-        ids = 1 if defenses.txid is TxidStrategy.SEQUENTIAL else ID_SPACE
-        ids = ID_SPACE  # our attacker does not predict sequences: it guesses like the rest
-        case_bits = 16 if defenses.case_randomization else 0  # ~letters of x<hex>.bank.example
-        identical = 1
-        if self.attack is AttackName.BIRTHDAY and not defenses.merge_duplicates:
-            identical = self.attack_params.duplicates
-        return Attempt(
-            identical=identical,
-            rate=self.attack_params.rate,
-            window=self.arena.window,
-            servers=self.arena.servers,
-            ports=pool,
-            ids=ids,
-            case_bits=case_bits,
-        )
+        return attempt_of(self.attack, self.defenses_value(), self.arena, self.attack_params)
 
     def seconds_per_attempt(self) -> float:
-        latency = self.arena.attacker_latency
-        extra = self.arena.ttl if self.attack is AttackName.CLASSIC else 0.0
-        if self.attack is AttackName.MAIL:
-            # mail to the service, its MX lookup reaching the attacker's server, the MX
-            # answer and the A lookup: before the window opens
-            extra = 4 * self.arena.client_latency + latency
-        return self.arena.window + 3 * latency + SETTLE + extra
+        return seconds_per_attempt(self.attack, self.arena, self.attack_params, self.theory())
+
+
+def attempt_of(
+    attack: AttackName, defenses: Defenses, arena: ArenaParams, params: AttackParams
+) -> Attempt:
+    """RFC 5452's numbers for one attempt of `attack` on a resolver with `defenses`."""
+    pool = defenses.port_pool or (EPHEMERAL_PORTS[1] - EPHEMERAL_PORTS[0] + 1)
+    ids = ID_SPACE  # the attackers but one guess IDs uniformly
+    rate = params.rate
+    if attack is AttackName.PREDICT:
+        # it floods only the predicted window: a counted-up ID is in it, a random one
+        # with odds window / 65,536 (the same P_s as guessing them all, up to a cap)
+        ids = PREDICT_WINDOW if defenses.txid is TxidStrategy.SEQUENTIAL else ID_SPACE
+        rate = min(rate, arena.servers * pool * PREDICT_WINDOW / arena.window)
+    identical = 1
+    if attack is AttackName.BIRTHDAY and not defenses.merge_duplicates:
+        identical = params.duplicates
+    return Attempt(
+        identical=identical,
+        rate=rate,
+        window=arena.window,
+        servers=arena.servers,
+        ports=pool,
+        ids=ids,
+        case_bits=16 if defenses.case_randomization else 0,  # ~letters of x<hex>.bank.example
+    )
+
+
+def seconds_per_attempt(
+    attack: AttackName, arena: ArenaParams, params: AttackParams, attempt: Attempt
+) -> float:
+    """Simulated seconds one attempt of `attack` takes (see `attacks.run_attack`)."""
+    latency = arena.attacker_latency
+    flooding = arena.window
+    extra = arena.ttl if attack is AttackName.CLASSIC else 0.0
+    if attack is AttackName.PREDICT:
+        # its probe reaching the attacker's own server, then a flood that stops when the
+        # predicted window is covered
+        extra = 2 * latency
+        flooding = min(flooding, attempt.guesses / params.rate)
+    if attack is AttackName.MAIL:
+        # mail to the service, its MX lookup reaching the attacker's server, the MX answer
+        # and the A lookup: before the window opens
+        extra = 4 * arena.client_latency + latency
+    return flooding + 3 * latency + SETTLE + extra
 
 
 @dataclass(frozen=True)
