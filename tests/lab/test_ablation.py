@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 
-from poisonproof.lab.ablation import SWITCHES, estimate, markdown, rows, run_ablation
+from poisonproof.lab.ablation import (
+    SEQUENTIAL_ROW,
+    SWITCHES,
+    estimate,
+    markdown,
+    rows,
+    run_ablation,
+)
 from poisonproof.lab.arena import ArenaParams
 from poisonproof.lab.attacks import AttackName, AttackParams
 from poisonproof.resolver.defenses import DEFAULT, PRE_2008
@@ -12,7 +19,9 @@ from poisonproof.resolver.defenses import DEFAULT, PRE_2008
 
 def test_rows_switch_exactly_one_defense_each_way():
     table = dict(rows())
-    assert len(table) == 2 + 2 * len(SWITCHES)
+    assert len(table) == 3 + 2 * len(SWITCHES)
+    counted = dataclasses.asdict(table[SEQUENTIAL_ROW])
+    assert {k for k, v in counted.items() if v != dataclasses.asdict(PRE_2008)[k]} == {"txid"}
     for label, fields in SWITCHES.items():
         added = dataclasses.asdict(table[f"2008 + {label}"])
         removed = dataclasses.asdict(table[f"default - {label}"])

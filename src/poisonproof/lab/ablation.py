@@ -20,7 +20,7 @@ from poisonproof.lab.arena import ArenaParams, ZoneFiles
 from poisonproof.lab.attacks import AttackName, AttackParams, TrialResult, run_trial
 from poisonproof.lab.theory import median_attempts
 from poisonproof.lab.trials import attempt_of, seconds_per_attempt
-from poisonproof.resolver.defenses import DEFAULT, PRE_2008, Defenses
+from poisonproof.resolver.defenses import DEFAULT, PRE_2008, Defenses, TxidStrategy
 
 SWITCHES: dict[str, tuple[str, ...]] = {
     "random TXID": ("txid",),
@@ -34,6 +34,10 @@ SWITCHES: dict[str, tuple[str, ...]] = {
     "unwanted-reply alarm": ("unwanted_threshold",),
     "cookies": ("cookies",),
 }
+SEQUENTIAL_ROW = "2008, IDs counted up"
+"""The 2008 resolver with BIND 4/8's ID counter instead of a 16-bit PRNG: what the
+`predict` attacker exploits (the other attackers guess IDs uniformly)."""
+
 DNSSEC_ROWS: dict[str, bool] = {
     "2008 + DNSSEC, victim zone signed": True,
     "2008 + DNSSEC, victim zone unsigned": False,
@@ -51,8 +55,10 @@ ATTACKS = (
 
 
 def rows() -> list[tuple[str, Defenses]]:
-    """('2008', ...), ('2008 + X', ...) for each X, ('default', ...), ('default - X', ...)."""
-    out = [("2008", PRE_2008)]
+    """('2008', ...), the 2008 resolver counting its IDs up, ('2008 + X', ...) for each X,
+    ('default', ...), ('default - X', ...)."""
+    counted_up = dataclasses.replace(PRE_2008, txid=TxidStrategy.SEQUENTIAL)
+    out = [("2008", PRE_2008), (SEQUENTIAL_ROW, counted_up)]
     for label, fields in SWITCHES.items():
         out.append(
             (
