@@ -150,21 +150,30 @@ def forger(attack: AttackName, qname: dns.name.Name) -> object:
 async def _trigger_mail(arena: Arena, index: int) -> None:
     """Send mail to m<index>.attacker.example and wait until the resolver asks the
     attacker's own server for its MX: the A lookup of the victim-zone name follows next."""
-    assert arena.attacker_server is not None
-    stats = arena.attacker_server.engine.stats
-    seen = stats["queries"]
     arena.sim.network.send(
         (ATTACKER_IP, 40025), (MAIL_IP, 25), f"m{index}.attacker.example".encode()
     )
-    step = 0.0001
-    for _ in range(20000):
-        await arena.sim_sleep(step)
-        if stats["queries"] > seen:
-            break
+    await _attacker_server_asked(arena)
     # the MX answer reaches the resolver (as the forged replies do: attacker latency), the
     # resolver answers the mail service, which asks for the exchanger's address: two hops
     # at the client latency; flooding from then on covers the race window
-    await arena.sim_sleep(max(0.0, 2 * arena.params.client_latency - step))
+    await arena.sim_sleep(max(0.0, 2 * arena.params.client_latency - POLL_STEP))
+
+
+POLL_STEP = 0.0001
+"""Simulated seconds between the attacker's looks at its own server."""
+
+
+async def _attacker_server_asked(arena: Arena, limit: float = 2.0) -> None:
+    """Wait until the attacker's server gets a query it had not had when this was called
+    (at most `limit` simulated seconds), looking every `POLL_STEP`."""
+    assert arena.attacker_server is not None
+    stats = arena.attacker_server.engine.stats
+    seen = stats["queries"]
+    for _ in range(int(limit / POLL_STEP)):
+        await arena.sim_sleep(POLL_STEP)
+        if stats["queries"] > seen:
+            return
 
 
 async def _observe_id(arena: Arena, rng: random.Random) -> int | None:
@@ -177,10 +186,7 @@ async def _observe_id(arena: Arena, rng: random.Random) -> int | None:
     server.query_log = log
     try:
         arena.send_query(f"p{rng.getrandbits(40):010x}.attacker.example.")
-        for _ in range(20000):
-            await arena.sim_sleep(0.0001)
-            if log.getvalue():
-                break
+        await _attacker_server_asked(arena)
     finally:
         server.query_log = None
     for line in log.getvalue().splitlines():
@@ -296,7 +302,7 @@ async def run_attack(
         window_space = space
         if attack is AttackName.PREDICT:
             seen = await _observe_id(arena, rng)
-            if seen is not None:
+            if seen is not None:  # (none seen: it guesses every ID, as the others do)
                 window_space = dataclasses.replace(
                     space, id_base=(seen + 1) % ID_SPACE, id_count=PREDICT_WINDOW
                 )

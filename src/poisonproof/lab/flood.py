@@ -19,10 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from poisonproof.lab.guesses import GuessSequence
+from poisonproof.lab.theory import ID_SPACE
 from poisonproof.net.base import Address, ReplyFilter
 from poisonproof.net.sim import SimNetwork
-
-ID_SPACE = 65536
 
 
 @dataclass(frozen=True)

@@ -204,11 +204,7 @@ def denial_records(scrubbed: Scrubbed) -> list[dns.rrset.RRset]:
     out: list[dns.rrset.RRset] = []
     if scrubbed.soa is not None and (sig := scrubbed.sig(scrubbed.soa)) is not None:
         out.append(sig)
-    for proof in scrubbed.proofs:
-        out.append(proof)
-        if (sig := scrubbed.sig(proof)) is not None:
-            out.append(sig)
-    return out
+    return out + scrubbed.signed_proofs()
 
 
 def joined(prefix: Answer, step: Answer) -> Answer:

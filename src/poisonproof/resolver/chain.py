@@ -127,7 +127,7 @@ class TrustChain:
         if cut is None or not self.covers(cut):
             return
         ds_sigs = scrubbed.sig(scrubbed.ds) if scrubbed.ds is not None else None
-        sigs = tuple(s for p in scrubbed.proofs if (s := scrubbed.sig(p)) is not None)
+        sigs = tuple(scrubbed.proof_sigs())
         if scrubbed.ds is None and not scrubbed.proofs:
             return
         ttl = min(
@@ -418,9 +418,7 @@ class TrustChain:
             )
             proofs: tuple[dns.rrset.RRset, ...] = ()
             if verdict.wildcard is not None:
-                proofs = tuple(
-                    r for p in scrubbed.proofs for r in (p, scrubbed.sig(p)) if r is not None
-                )
+                proofs = tuple(scrubbed.signed_proofs())
             self.resolver.cache.mark(
                 rrset.name,
                 rrset.rdtype,
@@ -467,7 +465,7 @@ class TrustChain:
             proofs = scrubbed.proofs
             checked = self._verify_all(
                 list(proofs),
-                [s for p in proofs if (s := scrubbed.sig(p))],
+                scrubbed.proof_sigs(),
                 signer,
                 entry.keys,
                 budget,
@@ -488,7 +486,7 @@ class TrustChain:
                 verdict.wildcard,
                 rrset,
                 sigs,
-                [r for p in proofs for r in (p, scrubbed.sig(p)) if r is not None],
+                scrubbed.signed_proofs(),
                 self._now(),
                 verdict.ttl if verdict.ttl is not None else rrset.ttl,
             )
@@ -529,9 +527,12 @@ class TrustChain:
         if denial.status is DenialStatus.INSECURE:
             return Verdict(Security.INSECURE, denial.reason)
         if scrubbed.soa is not None and scrubbed.soa.name == signer:
-            proofs = [r for p in scrubbed.proofs for r in (p, scrubbed.sig(p)) if r is not None]
             self.resolver.denials.add(
-                signer, proofs, scrubbed.soa, scrubbed.sig(scrubbed.soa), self._now()
+                signer,
+                scrubbed.signed_proofs(),
+                scrubbed.soa,
+                scrubbed.sig(scrubbed.soa),
+                self._now(),
             )
         return Verdict(Security.SECURE)
 

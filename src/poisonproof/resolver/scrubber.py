@@ -83,6 +83,14 @@ class Scrubbed:
     def sig(self, rrset: dns.rrset.RRset) -> dns.rrset.RRset | None:
         return self.sigs.get((rrset.name, int(rrset.rdtype)))
 
+    def proof_sigs(self) -> list[dns.rrset.RRset]:
+        """The RRSIGs of the NSEC/NSEC3 proofs that have one."""
+        return [s for p in self.proofs if (s := self.sig(p)) is not None]
+
+    def signed_proofs(self) -> list[dns.rrset.RRset]:
+        """Each NSEC/NSEC3 proof followed by its RRSIG (when it has one)."""
+        return [r for p in self.proofs for r in (p, self.sig(p)) if r is not None]
+
     def drop(self, rrset: dns.rrset.RRset, reason: str) -> None:
         self.dropped.append((f"{rrset.name} {dns.rdatatype.to_text(rrset.rdtype)}", reason))
 
